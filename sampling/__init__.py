@@ -1,0 +1,3 @@
+"""sampling: sample tracking for city-scale mass testing."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""binding domain package."""

@@ -1,0 +1,1 @@
+"""boxing domain package."""
