@@ -1,0 +1,45 @@
+"""The Litestar application factory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Litestar
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+
+from sampling.api.admin import AdminController
+from sampling.api.health import health, ready
+from sampling.api.problems import HANDLERS
+from sampling.api.services import Services
+from sampling.binding.routes import BindingController
+from sampling.settings import Settings
+
+
+def create_app(settings: Settings | None = None, extra_routes: list[Any] | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+
+    async def startup(app: Litestar) -> None:
+        app.state.services = Services.build(settings)
+
+    async def shutdown(app: Litestar) -> None:
+        services = getattr(app.state, "services", None)
+        if services is not None:
+            await services.close()
+
+    return Litestar(
+        route_handlers=[health, ready, AdminController, BindingController, *(extra_routes or [])],
+        on_startup=[startup],
+        on_shutdown=[shutdown],
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        request_max_body_size=settings.max_body,
+        openapi_config=OpenAPIConfig(
+            title="sampling",
+            version="0.1.0",
+            description="Sample tracking for city-scale mass testing. Every error is an RFC 9457 "
+            "problem document with a stable `code`.",
+            path="/docs",
+            render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+        ),
+        debug=False,
+    )

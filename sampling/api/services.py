@@ -1,0 +1,46 @@
+"""The long-lived objects one API process shares: the Redis client and the domain services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sampling.auth.devices import Devices, RevokedFanout
+from sampling.binding.rounds import Rounds, Sites
+from sampling.binding.service import Binder
+from sampling.privacy import ResidentHasher
+from sampling.store.client import from_settings
+
+if TYPE_CHECKING:
+    from sampling.settings import Settings
+    from sampling.store.client import AnyRedis
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: AnyRedis
+    hasher: ResidentHasher
+    devices: Devices
+    rounds: Rounds
+    sites: Sites
+    binder: Binder
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        redis = from_settings(settings)
+        hasher = ResidentHasher(settings.secret())
+        rounds, sites = Rounds(redis), Sites(redis)
+        return cls(
+            settings=settings,
+            redis=redis,
+            hasher=hasher,
+            devices=Devices(redis, RevokedFanout(redis)),
+            rounds=rounds,
+            sites=sites,
+            binder=Binder(redis, hasher, rounds, sites, max_batch=settings.max_batch,
+                          waitaof=settings.durability == "waitaof"),
+        )
+
+    async def close(self) -> None:
+        await self.redis.aclose()

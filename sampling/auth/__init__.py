@@ -1,0 +1,1 @@
+"""Devices, their roles and hashed tokens."""

@@ -1,0 +1,59 @@
+"""Device and role types."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sampling.schema import Base, Ident, Text
+
+Role = Literal["scanner", "sealer", "courier", "lab", "admin", "grid", "viewer"]
+ROLES: tuple[Role, ...] = ("scanner", "sealer", "courier", "lab", "admin", "grid", "viewer")
+
+
+class Device(Base):
+    """A registered device. ``digest`` is SHA-256 of its token; the token itself is
+    shown once, when the device is created, and never stored."""
+
+    id: str
+    role: Role
+    site: str = ""
+    lab: str = ""
+    grid: str = ""
+    digest: str = ""
+    created_at: float = 0.0
+    #: Unix time after which the token stops working; 0 = no expiry.
+    expires_at: float = 0.0
+    revoked: bool = False
+
+    def public(self) -> DeviceView:
+        return DeviceView(
+            id=self.id, role=self.role, site=self.site, lab=self.lab, grid=self.grid,
+            created_at=self.created_at, expires_at=self.expires_at, revoked=self.revoked,
+        )
+
+
+class DeviceIn(Base):
+    id: Ident
+    role: Role
+    site: Text = ""
+    lab: Text = ""
+    grid: Text = ""
+    #: Seconds until the token expires; omitted: no expiry.
+    expires_in: int | None = None
+
+
+class DeviceView(Base):
+    id: str
+    role: Role
+    site: str
+    lab: str
+    grid: str
+    created_at: float
+    expires_at: float
+    revoked: bool
+
+
+class DeviceCreated(Base):
+    device: DeviceView
+    #: Shown once: store it on the device now.
+    token: str

@@ -1,0 +1,174 @@
+-- apply.lua: apply one device's binding operations in order, each exactly once,
+-- each with its journal entry, all in one atomic step.
+--
+-- KEYS[1]  {rd:R}:meta             HASH   round state and default pool
+-- KEYS[2]  {rd:R}:count            HASH   counters
+-- KEYS[3]  {rd:R}:journal          STREAM accepted changes
+-- KEYS[4]  {rd:R}:ops:<device>     STRING 8-byte op record per sequence number
+-- KEYS[5]  {rd:R}:revoked          SET    revoked device ids
+-- then three keys per operation i (0-based), at KEYS[6+3i] .. KEYS[8+3i]:
+--   tube record {rd:R}:t:<tube>, resident bucket {rd:R}:res:<hhhh>,
+--   risk bucket {rd:R}:risk:<hh> (the tube key again where an op has no resident)
+--
+-- ARGV[1] device id   ARGV[2] device site   ARGV[3] how far past its highest
+-- sequence number a device may jump   ARGV[4] highest sequence number allowed
+-- then nine values per operation i, at ARGV[5+9i] .. ARGV[13+9i]:
+--   seq, fingerprint (6 bytes: op-id hash 3, payload hash 3), op id,
+--   kind (open|scan|undo|close), tube code, tube serial, capacity,
+--   purpose (0 pool, 1 re-sample), resident hash (8 bytes, '' when none),
+-- and for `open` the capacity field is "<capacity>:<claim>" where claim is 1
+-- when this round holds the tube's ever-opened claim, 0 when another round does.
+--
+-- Returns {'revoked'} for a revoked device; otherwise four values per op:
+--   status word, aux (count in the tube after the op), closed (1 when the op
+--   left the tube closed), replayed (1 when answered from the op record).
+--
+-- Op record (8 bytes at (seq-1)*8): fingerprint(6) status-index(1) aux(1),
+-- aux's high bit = closed. Refusals are recorded too, so a retry answers the same;
+-- seq_out_of_range, seq_conflict and operation_reused are not, they change nothing.
+
+local STATUS = {'ok', 'round_closed', 'round_not_found', 'tube_used', 'tube_not_found',
+  'tube_other_site', 'tube_closed', 'tube_full', 'tube_empty', 'resident_already_sampled',
+  'risk_needs_single_tube', 'undo_not_last', 'resample_without_binding', 'tube_boxed'}
+local INDEX = {}
+for i, w in ipairs(STATUS) do INDEX[w] = i end
+
+if redis.call('SISMEMBER', KEYS[5], ARGV[1]) == 1 then
+  return {'revoked'}
+end
+
+local device, site = ARGV[1], ARGV[2]
+local ahead, seq_max = tonumber(ARGV[3]), tonumber(ARGV[4])
+local round_state = redis.call('HGET', KEYS[1], 'state')
+local highest = math.floor(redis.call('STRLEN', KEYS[4]) / 8)
+local t = redis.call('TIME')
+local now = tonumber(t[1])
+
+-- Tube record header: hl(1) state(1) capacity(1) purpose(1) opened(4) closed(4)
+-- then "site\0device"; members follow from hl+1, 12 bytes each (hash 8, time 4).
+local function header(rec)
+  local hl, state, cap, purpose, opened, closed = struct.unpack('>BBBBI4I4', rec)
+  local names = string.sub(rec, 13, hl)
+  local nul = string.find(names, '\0', 1, true)
+  return hl, state, cap, purpose, opened, closed, string.sub(names, 1, nul - 1)
+end
+
+local function with_state(rec, hl, state, closed_at)
+  local _, _, cap, purpose, opened = struct.unpack('>BBBBI4I4', rec)
+  return struct.pack('>BBBBI4I4', hl, state, cap, purpose, opened, closed_at)
+    .. string.sub(rec, 13)
+end
+
+local function journal(kind, seq, op, tube, resident, extra)
+  redis.call('XADD', KEYS[3], '*', 'k', kind, 'd', device, 'site', site, 'seq', seq,
+    'op', op, 'tube', tube, 'r', resident, 'x', extra)
+end
+
+local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, purpose, rhash)
+  if round_state == false then return 'round_not_found', 0, 0 end
+  if round_state ~= 'open' then return 'round_closed', 0, 0 end
+  if kind == 'open' then
+    local colon = string.find(cap_arg, ':', 1, true)
+    local cap = tonumber(string.sub(cap_arg, 1, colon - 1))
+    if string.sub(cap_arg, colon + 1) ~= '1' then return 'tube_used', 0, 0 end
+    if redis.call('EXISTS', tkey) == 1 then return 'tube_used', 0, 0 end
+    local names = site .. '\0' .. device
+    local hl = 12 + #names
+    redis.call('SET', tkey, struct.pack('>BBBBI4I4', hl, 0, cap, tonumber(purpose), now, 0) .. names)
+    redis.call('HINCRBY', KEYS[2], 'tubes_opened', 1)
+    journal('open', seq, op, tube, '', tostring(cap) .. ':' .. purpose)
+    return 'ok', 0, 0
+  end
+  local rec = redis.call('GET', tkey)
+  if not rec then return 'tube_not_found', 0, 0 end
+  local hl, state, cap, tpurpose, _, _, tsite = header(rec)
+  if tsite ~= site then return 'tube_other_site', 0, 0 end
+  if state == 2 then return 'tube_boxed', 0, 0 end
+  local n = (#rec - hl) / 12
+  if kind == 'scan' then
+    if state ~= 0 then return 'tube_closed', n, 1 end
+    if n >= cap then return 'tube_full', n, 1 end
+    local tail = string.sub(rhash, 3)
+    local field = tail
+    if tpurpose == 1 then
+      if not redis.call('HGET', rkey, tail) then return 'resample_without_binding', n, 0 end
+      field = 'r' .. tail
+    else
+      if cap > 1 and redis.call('HEXISTS', xkey, string.sub(rhash, 2)) == 1 then
+        return 'risk_needs_single_tube', n, 0
+      end
+    end
+    if redis.call('HEXISTS', rkey, field) == 1 then return 'resident_already_sampled', n, 0 end
+    redis.call('HSET', rkey, field, serial)
+    n = n + 1
+    local closed = 0
+    if n >= cap then
+      rec = with_state(rec, hl, 1, now)
+      closed = 1
+      redis.call('HINCRBY', KEYS[2], 'tubes_closed', 1)
+    end
+    redis.call('SET', tkey, rec .. rhash .. struct.pack('>I4', now))
+    redis.call('HINCRBY', KEYS[2], tpurpose == 1 and 'resampled' or 'bound', 1)
+    journal('scan', seq, op, tube, rhash, tostring(n))
+    if closed == 1 then journal('close', seq, op, tube, '', tostring(n) .. ':full') end
+    return 'ok', n, closed
+  elseif kind == 'undo' then
+    if n == 0 then return 'tube_empty', 0, 0 end
+    local last = string.sub(rec, #rec - 11, #rec - 4)
+    if last ~= rhash then return 'undo_not_last', n, state end
+    local tail = string.sub(rhash, 3)
+    redis.call('HDEL', rkey, tpurpose == 1 and ('r' .. tail) or tail)
+    if state == 1 then redis.call('HINCRBY', KEYS[2], 'tubes_closed', -1) end
+    rec = with_state(string.sub(rec, 1, #rec - 12), hl, 0, 0)
+    redis.call('SET', tkey, rec)
+    redis.call('HINCRBY', KEYS[2], tpurpose == 1 and 'resampled' or 'bound', -1)
+    redis.call('HINCRBY', KEYS[2], 'undone', 1)
+    journal('undo', seq, op, tube, rhash, tostring(n - 1))
+    return 'ok', n - 1, 0
+  elseif kind == 'close' then
+    if state ~= 0 then return 'tube_closed', n, 1 end
+    if n == 0 then return 'tube_empty', 0, 0 end
+    redis.call('SET', tkey, with_state(rec, hl, 1, now))
+    redis.call('HINCRBY', KEYS[2], 'tubes_closed', 1)
+    journal('close', seq, op, tube, '', tostring(n) .. ':hand')
+    return 'ok', n, 1
+  end
+  return redis.error_reply('unknown op kind ' .. kind)
+end
+
+local out = {}
+local nops = (#ARGV - 4) / 9
+for i = 0, nops - 1 do
+  local a = 5 + 9 * i
+  local k = 6 + 3 * i
+  local seq = tonumber(ARGV[a])
+  local fp = ARGV[a + 1]
+  local status, aux, closed, replayed = nil, 0, 0, 0
+  if seq == nil or seq < 1 or seq > seq_max or seq > highest + ahead then
+    status = 'seq_out_of_range'
+  else
+    local offset = (seq - 1) * 8
+    local old = redis.call('GETRANGE', KEYS[4], offset, offset + 7)
+    if #old == 8 and old ~= '\0\0\0\0\0\0\0\0' then
+      if string.sub(old, 1, 3) ~= string.sub(fp, 1, 3) then
+        status = 'seq_conflict'
+      elseif string.sub(old, 4, 6) ~= string.sub(fp, 4, 6) then
+        status = 'operation_reused'
+      else
+        local si, ab = string.byte(old, 7, 8)
+        status, aux, closed, replayed = STATUS[si], ab % 128, math.floor(ab / 128), 1
+      end
+    else
+      status, aux, closed = apply(seq, ARGV[a + 2], ARGV[a + 3], KEYS[k], KEYS[k + 1],
+        KEYS[k + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
+      if status ~= 'ok' then redis.call('HINCRBY', KEYS[2], 'refused:' .. status, 1) end
+      redis.call('SETRANGE', KEYS[4], offset, fp .. string.char(INDEX[status], aux + 128 * closed))
+      if seq > highest then highest = seq end
+    end
+  end
+  out[#out + 1] = status
+  out[#out + 1] = aux
+  out[#out + 1] = closed
+  out[#out + 1] = replayed
+end
+return out

@@ -1,0 +1,92 @@
+"""Every Redis key of the binding core, built in one place.
+
+A round's keys share the hash tag ``{rd:<round>}``, so one round lives in one
+hash slot and every binding step is a single-slot script on a single Redis or on
+Redis Cluster. Why one slot per round, with the numbers:
+
+* Size: a binding costs about 50 bytes once its journal is archived
+  (``sampling bench binding`` measures it), so the 4.4-million-person round
+  is about 230 MB and a 12.6-million city round about 650 MB: one node holds it.
+* Rate: the 4.4 M round in a 12-hour day is ~100 scans/s on average and a few
+  thousand per second at the 9 a.m. surge; one Valkey core runs this script
+  at more than 50,000 scans/s (offline batches of 100, measured by the bench).
+* Rules: "a resident is bound once per round" is then a single atomic check;
+  sharding a round over slots would need a claim step for every scan.
+Different rounds (districts, days) land on different slots and so spread over
+a cluster's masters.
+
+The one cross-round rule, "a tube barcode is opened once, ever", uses a claim
+hash outside the round's slot (``tube_claim``), written before the round's
+open step; a claim names its round, so a retried open in the same round passes.
+
+Keys (``R`` = round id, ``hhhh`` = 4 hex digits of the resident's keyed hash):
+
+=============================  ======  =============================================
+``sampling:rounds``            HASH    round id -> msgpack ``Round`` (the registry)
+``sampling:sites``             HASH    site id -> msgpack ``Site``
+``sampling:tubes:<nnn>``       HASH    tube code -> round id (ever-opened claims)
+``{rd:R}:meta``                HASH    ``state`` (open/closed), ``pool``
+``{rd:R}:count``               HASH    counters: bound, tubes_opened, refused:<code>
+``{rd:R}:res:<hhhh>``          HASH    6-byte hash tail -> tube serial (int); the
+                                       field prefixed ``r`` holds a re-sample binding
+``{rd:R}:risk:<hh>``           HASH    7-byte hash tail -> flags (``Y``/``R``/``I``)
+``{rd:R}:t:<tube>``            STRING  packed tube record (``tube.py``)
+``{rd:R}:ops:<device>``        STRING  8 bytes per device sequence number (``oplog.py``)
+``{rd:R}:revoked``             SET     copy of ``sampling:revoked`` (auth/keys.py)
+``{rd:R}:journal``             STREAM  every accepted change, drained by the archiver
+``{rd:R}:archive``             HASH    archiver cursor: last archived stream id, parts
+=============================  ======  =============================================
+
+65,536 resident buckets keep each bucket a listpack (15 fields at 1 M bindings,
+67 at 4.4 M; the listpack limit is 128 by default, 512 on our embedded server).
+"""
+
+from __future__ import annotations
+
+ROUNDS = "sampling:rounds"
+SITES = "sampling:sites"
+
+
+def tag(round_id: str) -> str:
+    return "{rd:" + round_id + "}"
+
+
+def meta(round_id: str) -> str:
+    return tag(round_id) + ":meta"
+
+
+def count(round_id: str) -> str:
+    return tag(round_id) + ":count"
+
+
+def journal(round_id: str) -> str:
+    return tag(round_id) + ":journal"
+
+
+def archive(round_id: str) -> str:
+    return tag(round_id) + ":archive"
+
+
+def revoked(round_id: str) -> str:
+    return tag(round_id) + ":revoked"
+
+
+def resident_bucket(round_id: str, rhash: bytes) -> str:
+    return f"{tag(round_id)}:res:{rhash[:2].hex()}"
+
+
+def risk_bucket(round_id: str, rhash: bytes) -> str:
+    return f"{tag(round_id)}:risk:{rhash[:1].hex()}"
+
+
+def tube(round_id: str, tube_code: str) -> str:
+    return f"{tag(round_id)}:t:{tube_code}"
+
+
+def oplog(round_id: str, device_id: str) -> str:
+    return f"{tag(round_id)}:ops:{device_id}"
+
+
+def tube_claim(tube_code: str) -> str:
+    # The last three serial digits spread claims over 1,000 small hashes.
+    return f"sampling:tubes:{tube_code[-4:-1]}"

@@ -1,0 +1,333 @@
+"""The binding core: open, scan, undo, close, offline batches, tube reads, risk flags.
+
+Every operation, online or offline, goes through one path: codes are checked in
+Python (a garbled read never reaches Redis), residents are keyed-hashed, the
+tube's ever-opened claim is taken for opens, and then ``apply.lua`` checks every
+rule, writes the state and appends the journal entry in one atomic step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sampling import codes
+from sampling.binding import keys
+from sampling.binding.messages import message_for, status_http
+from sampling.binding.models import (
+    POOL_SIZES,
+    Batch,
+    BatchOp,
+    BatchResult,
+    OpResult,
+    RiskUpdate,
+    Tube,
+)
+from sampling.binding.tube import TubeRecord
+from sampling.errors import BadInput, BatchTooLarge, Forbidden, GarbledCode, NotFound, Refusal
+from sampling.store.scripts import Scripts
+
+if TYPE_CHECKING:
+    from sampling.auth.models import Device
+    from sampling.binding.rounds import Rounds, Sites
+    from sampling.privacy import ResidentHasher
+    from sampling.store.client import AnyRedis
+
+#: A device may skip at most this many sequence numbers at once (lost operations
+#: show up as gaps; a wild number does not allocate megabytes of op log).
+SEQ_AHEAD = 10_000
+SEQ_MAX = 1_000_000
+_CLAIM_LUA = "claim"
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    seq: int
+    op: str
+    kind: str
+    tube: str
+    rhash: bytes = b""
+    capacity: int = 0
+    purpose: int = 0
+    #: For undo: the hash named in the request (b"" = "whoever was last").
+    named: bytes = b""
+
+
+def _h3(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=3).digest()
+
+
+def _fingerprint(op: _Op) -> bytes:
+    named = op.named if op.kind == "undo" else op.rhash
+    payload = f"{op.kind}|{op.tube}|{op.capacity}|{op.purpose}|".encode() + named
+    return _h3(op.op.encode()) + _h3(payload)
+
+
+def check_code(text: str, kind: codes.CodeKind, field: str) -> str:
+    """The canonical code, or a 400 that tells the sampler what is wrong with the read."""
+    code = codes.normalize(text)
+    if codes.is_valid(code, kind):
+        return code
+    found = codes.classify(code)
+    if found is kind:
+        raise GarbledCode(
+            f"{field} {code} fails its check character: a partial or misread scan. Scan it "
+            "again, or type it and confirm one of the suggested codes.",
+            field=field, candidates=codes.typo_candidates(code),
+        )
+    if found is codes.CodeKind.UNKNOWN:
+        raise GarbledCode(f"{field} '{code[:24]}' is not a {kind.value} code. Scan again.",
+                          field=field)
+    raise BadInput(f"{field} {code} is a {found.value} code, not a {kind.value} code.",
+                   field=field, kind=found.value)
+
+
+class Binder:
+    def __init__(
+        self,
+        redis: AnyRedis,
+        hasher: ResidentHasher,
+        rounds: Rounds,
+        sites: Sites,
+        *,
+        max_batch: int = 500,
+        waitaof: bool = False,
+    ) -> None:
+        self._redis = redis
+        self._hasher = hasher
+        self._rounds = rounds
+        self._sites = sites
+        self._scripts = Scripts(redis, "sampling.binding", ("apply", _CLAIM_LUA))
+        self._max_batch = max_batch
+        self._waitaof = waitaof
+        self._pools: dict[str, int] = {}
+
+    # -- single operations (the online handheld) ---------------------------------
+
+    async def open(self, device: Device, round_id: str, tube: str, seq: int, op: str,
+                   capacity: int | None, purpose: str) -> OpResult:
+        item = await self._prepare(round_id, BatchOp(op=op, seq=seq, kind="open", tube=tube,
+                                                     capacity=capacity, purpose=purpose))  # type: ignore[arg-type]
+        return await self._single(device, round_id, item)
+
+    async def scan(self, device: Device, round_id: str, tube: str, seq: int, op: str,
+                   resident: str) -> OpResult:
+        item = await self._prepare(round_id, BatchOp(op=op, seq=seq, kind="scan", tube=tube,
+                                                     resident=resident))
+        return await self._single(device, round_id, item)
+
+    async def undo(self, device: Device, round_id: str, tube: str, seq: int, op: str,
+                   resident: str | None) -> OpResult:
+        item = await self._prepare(round_id, BatchOp(op=op, seq=seq, kind="undo", tube=tube,
+                                                     resident=resident))
+        if not item.rhash:
+            item = await self._last_member(round_id, item)
+        return await self._single(device, round_id, item)
+
+    async def close(self, device: Device, round_id: str, tube: str, seq: int,
+                    op: str) -> OpResult:
+        item = await self._prepare(round_id, BatchOp(op=op, seq=seq, kind="close", tube=tube))
+        return await self._single(device, round_id, item)
+
+    async def _single(self, device: Device, round_id: str, item: _Op) -> OpResult:
+        (result,) = await self._apply(device, round_id, [item])
+        if result.status != "ok":
+            raise Refusal(result.status, result.message, status_http(result.status),
+                          tube=result.tube, seq=result.seq, count=result.count)
+        return result
+
+    # -- offline batches -----------------------------------------------------------
+
+    async def batch(self, device: Device, round_id: str, batch: Batch) -> BatchResult:
+        if not batch.ops:
+            raise BadInput("the batch is empty")
+        if len(batch.ops) > self._max_batch:
+            raise BatchTooLarge(
+                f"{len(batch.ops)} operations in one batch; the limit is {self._max_batch}. "
+                "Send them in several batches, in sequence order.",
+                limit=self._max_batch, size=len(batch.ops),
+            )
+        seqs = [o.seq for o in batch.ops]
+        if any(b <= a for a, b in zip(seqs, seqs[1:], strict=False)):
+            raise BadInput("operations in a batch must be in increasing sequence order",
+                           seqs=seqs[:20])
+        # Every code is checked before anything is applied: a malformed batch
+        # changes nothing.
+        items = [await self._prepare(round_id, o) for o in batch.ops]
+        if any(i.kind == "undo" and not i.rhash for i in items):
+            raise BadInput("an undo in an offline batch must name the resident it undoes")
+        results = await self._apply(device, round_id, items)
+        refused = sum(r.status != "ok" for r in results)
+        gaps = await self.gaps(round_id, device.id)
+        return BatchResult(results=results, applied=len(results) - refused, refused=refused,
+                           gaps=gaps)
+
+    async def gaps(self, round_id: str, device_id: str, window: int = 65_536) -> list[tuple[int, int]]:
+        """Unused sequence numbers below the device's highest (the last ``window`` of them)."""
+        key = keys.oplog(round_id, device_id)
+        size = await self._redis.strlen(key)
+        highest = size // 8
+        start = max(0, highest - window)
+        raw = await self._redis.getrange(key, start * 8, size - 1)
+        out: list[tuple[int, int]] = []
+        zero = b"\0" * 8
+        run = 0
+        for i in range(highest - start):
+            if raw[i * 8 : i * 8 + 8] == zero:
+                run = run or start + i + 1
+            elif run:
+                out.append((run, start + i))
+                run = 0
+            if len(out) >= 100:
+                break
+        return out
+
+    # -- the shared path -------------------------------------------------------------
+
+    async def _pool(self, round_id: str) -> int:
+        if round_id not in self._pools:
+            self._pools[round_id] = (await self._rounds.get(round_id)).pool
+        return self._pools[round_id]
+
+    async def _prepare(self, round_id: str, o: BatchOp) -> _Op:
+        tube = check_code(o.tube, codes.CodeKind.TUBE, "tube")
+        rhash = b""
+        if o.resident is not None:
+            rhash = self._hasher.digest(check_code(o.resident, codes.CodeKind.RESIDENT, "resident"))
+        if o.kind == "scan" and not rhash:
+            raise BadInput("a scan needs the resident code", seq=o.seq)
+        capacity, purpose = 0, 0
+        if o.kind == "open":
+            purpose = 1 if o.purpose == "resample" else 0
+            capacity = o.capacity if o.capacity is not None else (
+                1 if purpose else await self._pool(round_id))
+            if capacity not in POOL_SIZES:
+                raise BadInput(f"pool size {capacity} is not one of {POOL_SIZES}",
+                               capacity=capacity)
+            if purpose and capacity != 1:
+                raise BadInput("a re-sample tube holds one person: capacity must be 1")
+        return _Op(seq=o.seq, op=o.op, kind=o.kind, tube=tube, rhash=rhash, capacity=capacity,
+                   purpose=purpose, named=rhash)
+
+    async def _last_member(self, round_id: str, item: _Op) -> _Op:
+        raw = await self._redis.get(keys.tube(round_id, item.tube))
+        if raw is None:
+            return item  # the script answers tube_not_found, and records it
+        members = TubeRecord(raw).members
+        last = members[-1][0] if members else b"\0" * 8
+        return _Op(seq=item.seq, op=item.op, kind=item.kind, tube=item.tube, rhash=last,
+                   named=b"")
+
+    async def _claims(self, round_id: str, items: list[_Op]) -> dict[str, bool]:
+        opens = [i.tube for i in items if i.kind == "open"]
+        held: dict[str, bool] = {}
+        for tube in dict.fromkeys(opens):
+            got = await self._scripts.run(_CLAIM_LUA, [keys.tube_claim(tube)], [tube, round_id])
+            held[tube] = bool(got)
+        return held
+
+    async def _apply(self, device: Device, round_id: str, items: list[_Op]) -> list[OpResult]:
+        if device.role not in ("scanner", "admin"):
+            raise Forbidden(f"a {device.role} device cannot bind tubes")
+        claims = await self._claims(round_id, items)
+        ks = [keys.meta(round_id), keys.count(round_id), keys.journal(round_id),
+              keys.oplog(round_id, device.id), keys.revoked(round_id)]
+        args: list[bytes | str | int] = [device.id, device.site, SEQ_AHEAD, SEQ_MAX]
+        for i in items:
+            tkey = keys.tube(round_id, i.tube)
+            if i.rhash:
+                ks += [tkey, keys.resident_bucket(round_id, i.rhash),
+                       keys.risk_bucket(round_id, i.rhash)]
+            else:
+                ks += [tkey, tkey, tkey]
+            cap = f"{i.capacity}:{int(claims.get(i.tube, False))}" if i.kind == "open" else "0"
+            args += [i.seq, _fingerprint(i), i.op, i.kind, i.tube, codes.tube_number(i.tube),
+                     cap, i.purpose, i.rhash]
+        reply = await self._run_apply(ks, args)
+        if reply and reply[0] == b"revoked":
+            raise Refusal("token_revoked", "this device's token was revoked", 401)
+        out: list[OpResult] = []
+        for n, i in enumerate(items):
+            status = reply[4 * n].decode()
+            aux, closed, replayed = (int(x) for x in reply[4 * n + 1 : 4 * n + 4])
+            message = "" if status == "ok" else await self._explain(round_id, status, i, aux)
+            out.append(OpResult(seq=i.seq, op=i.op, kind=i.kind, tube=i.tube, status=status,
+                                message=message, count=aux, closed=bool(closed),
+                                replayed=bool(replayed)))
+        return out
+
+    async def _run_apply(self, ks: list[str], args: list[bytes | str | int]) -> list[bytes]:
+        if not self._waitaof:
+            result: list[bytes] = await self._scripts["apply"](keys=ks, args=args)
+            return result
+        # WAITAOF must follow the write on the same connection: one pipeline,
+        # one round trip. numlocal=1: the local AOF fsync is what we promise.
+        pipe = self._redis.pipeline(transaction=False)
+        await self._scripts["apply"](keys=ks, args=args, client=pipe)
+        pipe.execute_command("WAITAOF", 1, 0, 1000)
+        reply, (local, _) = await pipe.execute()
+        if int(local) < 1:
+            raise Refusal("not_durable", "the server did not confirm the write to disk in time; "
+                          "retry with the same operation id", 503)
+        return list(reply)
+
+    async def _explain(self, round_id: str, status: str, item: _Op, aux: int) -> str:
+        detail = ""
+        if status == "resident_already_sampled":
+            detail = await self._where_sampled(round_id, item.rhash)
+        return message_for(status, tube=item.tube, count=aux, detail=detail)
+
+    async def _where_sampled(self, round_id: str, rhash: bytes) -> str:
+        bucket = keys.resident_bucket(round_id, rhash)
+        serial = await self._redis.hget(bucket, rhash[2:])
+        if serial is None:
+            return ""
+        tube = codes.make_tube(int(serial))
+        raw = await self._redis.get(keys.tube(round_id, tube))
+        if raw is None:
+            return f"in tube {tube}"
+        rec = TubeRecord(raw)
+        when = next((t for h, t in rec.members if h == rhash), rec.opened_at)
+        try:
+            site = await self._sites.get(rec.site)
+            where = f"{site.name} ({site.community}, {site.street})"
+        except NotFound:
+            where = f"site {rec.site}"
+        return f"in tube {tube} at {where} at {datetime.fromtimestamp(when):%H:%M}"
+
+    # -- reads and flags -------------------------------------------------------------
+
+    async def tube(self, round_id: str, tube: str) -> Tube:
+        code = check_code(tube, codes.CodeKind.TUBE, "tube")
+        raw = await self._redis.get(keys.tube(round_id, code))
+        if raw is None:
+            raise NotFound(f"tube {code} was not opened in round {round_id}", tube=code)
+        return TubeRecord(raw).view(round_id, code)
+
+    async def tube_record(self, round_id: str, tube: str) -> TubeRecord | None:
+        raw = await self._redis.get(keys.tube(round_id, tube))
+        return None if raw is None else TubeRecord(raw)
+
+    async def set_risk(self, round_id: str, update: RiskUpdate) -> int:
+        await self._rounds.get(round_id)
+        pipe = self._redis.pipeline(transaction=False)
+        hashes = [
+            (self._hasher.digest(check_code(r.resident, codes.CodeKind.RESIDENT, "resident")),
+             "".join(sorted(set(r.flags))))
+            for r in update.residents
+        ]
+        for rhash, flags in hashes:
+            key = keys.risk_bucket(round_id, rhash)
+            if flags:
+                pipe.hset(key, rhash[1:], flags)
+            else:
+                pipe.hdel(key, rhash[1:])
+        await pipe.execute()
+        return len(hashes)
+
+    async def now(self) -> float:
+        sec, usec = await self._redis.time()
+        return float(sec) + usec / 1e6
+

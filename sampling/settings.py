@@ -1,0 +1,117 @@
+"""Settings, read once from ``SAMPLING_*`` environment variables into a frozen object.
+
+Nothing reads the environment at import time: the CLI and the app factory call
+:meth:`Settings.from_env` and pass the result down. A bad value stops the
+program with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+Durability = Literal["everysec", "always", "waitaof"]
+DURABILITIES: tuple[Durability, ...] = ("everysec", "always", "waitaof")
+
+
+class SettingsError(Exception):
+    pass
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    #: ``redis://``, ``rediss://`` or ``unix://`` URL; empty means the embedded server.
+    redis_url: str = ""
+    #: Treat ``redis_url`` as a Redis Cluster seed node.
+    redis_cluster: bool = False
+    #: Where the embedded server keeps its AOF, and where the secret, archives and
+    #: reports live.
+    data_dir: Path = Path(".sampling")
+    #: The HMAC key for resident codes (hex). Empty: read or create ``data_dir/secret``.
+    secret_hex: str = ""
+    #: everysec: fsync once a second (a Redis crash can lose the last second);
+    #: always: fsync every write before the reply; waitaof: ask the server with
+    #: WAITAOF to confirm the local fsync before the scan is acknowledged.
+    durability: Durability = "everysec"
+    #: Largest offline batch accepted, in operations.
+    max_batch: int = 500
+    #: API worker processes for ``sampling serve``.
+    workers: int = 2
+    host: str = "127.0.0.1"
+    port: int = 8000
+    #: Requests one device may make per second (token bucket, burst = 2x).
+    device_rate: float = 50.0
+    #: Seconds a Redis command may take before the request answers 503.
+    redis_timeout: float = 2.0
+    #: Largest request body, bytes (images have their own limit).
+    max_body: int = 2_000_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str, default: str) -> str:
+            return env.get("SAMPLING_" + name, default).strip()
+
+        def number(name: str, default: float, kind: type[int] | type[float]) -> float:
+            raw = get(name, str(default))
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise SettingsError(f"SAMPLING_{name}={raw!r} is not a number") from None
+            if value <= 0:
+                raise SettingsError(f"SAMPLING_{name} must be positive, got {raw}")
+            return value
+
+        durability = get("DURABILITY", "everysec")
+        if durability not in DURABILITIES:
+            raise SettingsError(
+                f"SAMPLING_DURABILITY={durability!r}: choose one of {', '.join(DURABILITIES)}"
+            )
+        url = get("REDIS_URL", "")
+        if url and not url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"SAMPLING_REDIS_URL={url!r}: expected redis://, rediss:// or unix://")
+        secret = get("SECRET", "")
+        if secret:
+            try:
+                if len(bytes.fromhex(secret)) < 16:
+                    raise ValueError
+            except ValueError:
+                raise SettingsError("SAMPLING_SECRET must be at least 32 hex digits") from None
+        return cls(
+            redis_url=url,
+            redis_cluster=get("REDIS_CLUSTER", "0").lower() in ("1", "true", "yes"),
+            data_dir=Path(get("DATA_DIR", ".sampling")),
+            secret_hex=secret,
+            durability=durability,  # type: ignore[arg-type]
+            max_batch=int(number("MAX_BATCH", 500, int)),
+            workers=int(number("WORKERS", 2, int)),
+            host=get("HOST", "127.0.0.1"),
+            port=int(number("PORT", 8000, int)),
+            device_rate=float(number("DEVICE_RATE", 50.0, float)),
+            redis_timeout=float(number("REDIS_TIMEOUT", 2.0, float)),
+            max_body=int(number("MAX_BODY", 2_000_000, int)),
+        )
+
+    def secret(self) -> bytes:
+        """The HMAC key: from the setting, else from ``data_dir/secret`` (made once, 0600)."""
+        if self.secret_hex:
+            return bytes.fromhex(self.secret_hex)
+        path = self.data_dir / "secret"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                pass  # another process made it first; read theirs
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(secrets.token_hex(32))
+        return bytes.fromhex(path.read_text().strip())
+
+    def with_(self, **changes: object) -> Settings:
+        return msgspec.structs.replace(self, **changes)

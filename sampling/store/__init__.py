@@ -1,0 +1,1 @@
+"""Redis plumbing shared by the domain packages: the embedded server, clients, scripts."""
