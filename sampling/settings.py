@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 Durability = Literal["everysec", "always", "waitaof"]
 DURABILITIES: tuple[Durability, ...] = ("everysec", "always", "waitaof")
@@ -74,7 +76,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             )
         url = get("REDIS_URL", "")
         if url and not url.startswith(("redis://", "rediss://", "unix://")):
-            raise SettingsError(f"SAMPLING_REDIS_URL={url!r}: expected redis://, rediss:// or unix://")
+            raise SettingsError(
+                f"SAMPLING_REDIS_URL={url!r}: expected redis://, rediss:// or unix://"
+            )
         secret = get("SECRET", "")
         if secret:
             try:

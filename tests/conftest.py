@@ -78,9 +78,17 @@ class Api:
         assert resp.status_code == 201, resp.text
 
     def site(self, site_id: str, grid: str = "G1") -> None:
-        resp = self.post("/v1/sites", self.admin, {"id": site_id, "name": f"Point {site_id}",
-                                                    "street": "Street 1", "community": "Comm 1",
-                                                    "grid": grid})
+        resp = self.post(
+            "/v1/sites",
+            self.admin,
+            {
+                "id": site_id,
+                "name": f"Point {site_id}",
+                "street": "Street 1",
+                "community": "Comm 1",
+                "grid": grid,
+            },
+        )
         assert resp.status_code == 201, resp.text
 
     def next_seq(self, token: str) -> int:
@@ -89,13 +97,19 @@ class Api:
 
     def open(self, token: str, tube: str, round_id: str = "r1", **kw: Any) -> Any:
         seq = self.next_seq(token)
-        return self.post(f"/v1/rounds/{round_id}/tubes", token,
-                         {"op": f"op-{seq}", "seq": seq, "tube": tube, **kw})
+        return self.post(
+            f"/v1/rounds/{round_id}/tubes",
+            token,
+            {"op": f"op-{seq}", "seq": seq, "tube": tube, **kw},
+        )
 
     def scan(self, token: str, tube: str, resident: str, round_id: str = "r1") -> Any:
         seq = self.next_seq(token)
-        return self.post(f"/v1/rounds/{round_id}/tubes/{tube}/scans", token,
-                         {"op": f"op-{seq}", "seq": seq, "resident": resident})
+        return self.post(
+            f"/v1/rounds/{round_id}/tubes/{tube}/scans",
+            token,
+            {"op": f"op-{seq}", "seq": seq, "resident": resident},
+        )
 
 
 @pytest.fixture

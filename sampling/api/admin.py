@@ -26,55 +26,79 @@ class AdminController(Controller):
     dependencies = {"device": Provide(current_device), "svc": Provide(_svc, sync_to_thread=False)}
 
     @post("/rounds", operation_id="createRound", opt=_ADMIN)
-    async def create_round(self, data: JSONBody[RoundIn], device: NamedDependency[Device], svc: NamedDependency[Any]) -> Round:
+    async def create_round(
+        self, data: JSONBody[RoundIn], device: NamedDependency[Device], svc: NamedDependency[Any]
+    ) -> Round:
         round_: Round = await svc.rounds.create(data)
         return round_
 
     @get("/rounds", operation_id="listRounds", opt=_READ)
-    async def list_rounds(self, device: NamedDependency[Device], svc: NamedDependency[Any]) -> list[Round]:
+    async def list_rounds(
+        self, device: NamedDependency[Device], svc: NamedDependency[Any]
+    ) -> list[Round]:
         found: list[Round] = await svc.rounds.all()
         return found
 
     @get("/rounds/{round_id:str}", operation_id="getRound", opt=_READ)
-    async def get_round(self, round_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]) -> Round:
+    async def get_round(
+        self, round_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]
+    ) -> Round:
         found: Round = await svc.rounds.get(round_id)
         return found
 
-    @get("/rounds/{round_id:str}/counters", operation_id="roundCounters",
-         opt={"roles": ("admin", "viewer")})
-    async def counters(self, round_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]) -> dict[str, int]:
+    @get(
+        "/rounds/{round_id:str}/counters",
+        operation_id="roundCounters",
+        opt={"roles": ("admin", "viewer")},
+    )
+    async def counters(
+        self, round_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]
+    ) -> dict[str, int]:
         await svc.rounds.get(round_id)
         found: dict[str, int] = await svc.rounds.counters(round_id)
         return found
 
     @post("/rounds/{round_id:str}/close", operation_id="closeRound", opt=_ADMIN, status_code=200)
-    async def close_round(self, round_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]) -> Round:
+    async def close_round(
+        self, round_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]
+    ) -> Round:
         found: Round = await svc.rounds.close(round_id)
         return found
 
     @post("/sites", operation_id="createSite", opt=_ADMIN)
-    async def create_site(self, data: JSONBody[SiteIn], device: NamedDependency[Device], svc: NamedDependency[Any]) -> Site:
+    async def create_site(
+        self, data: JSONBody[SiteIn], device: NamedDependency[Device], svc: NamedDependency[Any]
+    ) -> Site:
         found: Site = await svc.sites.create(data)
         return found
 
     @get("/sites", operation_id="listSites", opt=_READ)
-    async def list_sites(self, device: NamedDependency[Device], svc: NamedDependency[Any]) -> list[Site]:
+    async def list_sites(
+        self, device: NamedDependency[Device], svc: NamedDependency[Any]
+    ) -> list[Site]:
         found: list[Site] = await svc.sites.all()
         return found
 
     @post("/devices", operation_id="createDevice", opt=_ADMIN)
-    async def create_device(self, data: JSONBody[DeviceIn], device: NamedDependency[Device], svc: NamedDependency[Any]) -> DeviceCreated:
+    async def create_device(
+        self, data: JSONBody[DeviceIn], device: NamedDependency[Device], svc: NamedDependency[Any]
+    ) -> DeviceCreated:
         """Register a device; the answer holds its token, shown this once."""
         found: DeviceCreated = await svc.devices.create(data)
         return found
 
     @get("/devices", operation_id="listDevices", opt=_ADMIN)
-    async def list_devices(self, device: NamedDependency[Device], svc: NamedDependency[Any]) -> list[DeviceView]:
+    async def list_devices(
+        self, device: NamedDependency[Device], svc: NamedDependency[Any]
+    ) -> list[DeviceView]:
         return [d.public() for d in await svc.devices.all()]
 
-    @post("/devices/{device_id:str}/revoke", operation_id="revokeDevice", opt=_ADMIN,
-          status_code=200)
-    async def revoke(self, device_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]) -> DeviceView:
+    @post(
+        "/devices/{device_id:str}/revoke", operation_id="revokeDevice", opt=_ADMIN, status_code=200
+    )
+    async def revoke(
+        self, device_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]
+    ) -> DeviceView:
         """Revoke a device's token; it stops working at once, in every worker."""
         found: Device = await svc.devices.revoke(device_id)
         return found.public()

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request
+from litestar import Request  # noqa: TC002 - Litestar reads it at runtime
 
-from sampling.auth.models import Device
+from sampling.auth.models import Device  # noqa: TC001 - read at runtime by DI
 from sampling.errors import AuthError, Forbidden
 
 
@@ -26,11 +26,11 @@ async def current_device(request: Request[Any, Any, Any]) -> Device:
         raise AuthError("send the device token as 'Authorization: Bearer <token>'")
     opt = request.route_handler.opt
     device: Device = await services(request).devices.authenticate(
-        token.strip(), cached=bool(opt.get("hot")))
+        token.strip(), cached=bool(opt.get("hot"))
+    )
     roles = opt.get("roles", ())
     if device.role not in roles:
-        raise Forbidden(f"a {device.role} device may not do this",
-                        role=device.role)
+        raise Forbidden(f"a {device.role} device may not do this", role=device.role)
     limiter = getattr(request.app.state, "limiter", None)
     if limiter is not None:
         limiter.take(device.id)

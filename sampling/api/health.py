@@ -20,7 +20,11 @@ async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """Ready to take scans: the database answers a PING within the timeout."""
     try:
         await request.app.state.services.redis.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", never a 500
-        return problem(503, "unavailable", f"database not reachable: {type(exc).__name__}",
-                       {"Retry-After": "2"})
+    except Exception as exc:
+        return problem(
+            503,
+            "unavailable",
+            f"database not reachable: {type(exc).__name__}",
+            {"Retry-After": "2"},
+        )
     return Response({"status": "ready"})

@@ -12,8 +12,13 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
-from redis.exceptions import BusyLoadingError, ClusterDownError, ConnectionError, TimeoutError
-from redis.exceptions import RedisError
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    ConnectionError,
+    RedisError,
+    TimeoutError,
+)
 
 from sampling.errors import SamplingError
 
@@ -21,15 +26,32 @@ log = logging.getLogger("sampling.api")
 MEDIA = "application/problem+json"
 RETRY_AFTER = "2"
 
-_TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found",
-           405: "Method not allowed", 409: "Refused", 413: "Too large", 415: "Unsupported",
-           422: "Unprocessable", 429: "Too many requests", 503: "Unavailable"}
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Refused",
+    413: "Too large",
+    415: "Unsupported",
+    422: "Unprocessable",
+    429: "Too many requests",
+    503: "Unavailable",
+}
 
 
-def problem(status: int, code: str, detail: str, headers: dict[str, str] | None = None,
-            **extra: Any) -> Response[dict[str, Any]]:
-    body = {"type": f"https://sampling.invalid/problems/{code}", "title": _TITLES.get(status, "Error"),
-            "status": status, "code": code, "detail": detail, **extra}
+def problem(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
+    body = {
+        "type": f"https://sampling.invalid/problems/{code}",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
     return Response(body, status_code=status, media_type=MEDIA, headers=headers)
 
 
@@ -45,27 +67,41 @@ def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response
 
 
 def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
-    code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large",
-            401: "unauthorized", 403: "forbidden", 429: "rate_limited"}.get(
-        exc.status_code, "http_error")
+    code = {
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "body_too_large",
+        401: "unauthorized",
+        403: "forbidden",
+        429: "rate_limited",
+    }.get(exc.status_code, "http_error")
     headers = {"Retry-After": RETRY_AFTER} if exc.status_code in (429, 503) else None
     return problem(exc.status_code, code, str(exc.detail), headers)
 
 
 def _redis(_: Request[Any, Any, Any], exc: RedisError) -> Response[dict[str, Any]]:
     if isinstance(exc, ConnectionError | TimeoutError | BusyLoadingError | ClusterDownError):
-        return problem(503, "unavailable", "The database cannot be reached; nothing was "
-                       "changed. Retry in a moment with the same operation id.",
-                       {"Retry-After": RETRY_AFTER})
+        return problem(
+            503,
+            "unavailable",
+            "The database cannot be reached; nothing was "
+            "changed. Retry in a moment with the same operation id.",
+            {"Retry-After": RETRY_AFTER},
+        )
     log.exception("redis error")
-    return problem(503, "unavailable", "The database refused the request; retry shortly.",
-                   {"Retry-After": RETRY_AFTER})
+    return problem(
+        503,
+        "unavailable",
+        "The database refused the request; retry shortly.",
+        {"Retry-After": RETRY_AFTER},
+    )
 
 
 def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error", exc_info=exc)
-    return problem(500, "internal", "Something went wrong on the server; retry with the same "
-                   "operation id.")
+    return problem(
+        500, "internal", "Something went wrong on the server; retry with the same operation id."
+    )
 
 
 HANDLERS = {

@@ -38,8 +38,14 @@ class Services:
             devices=Devices(redis, RevokedFanout(redis)),
             rounds=rounds,
             sites=sites,
-            binder=Binder(redis, hasher, rounds, sites, max_batch=settings.max_batch,
-                          waitaof=settings.durability == "waitaof"),
+            binder=Binder(
+                redis,
+                hasher,
+                rounds,
+                sites,
+                max_batch=settings.max_batch,
+                waitaof=settings.durability == "waitaof",
+            ),
         )
 
     async def close(self) -> None:

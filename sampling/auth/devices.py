@@ -46,13 +46,19 @@ class Devices:
         now = time.time() if now is None else now
         token = f"{spec.id}.{secrets.token_urlsafe(24)}"
         device = Device(
-            id=spec.id, role=spec.role, site=spec.site, lab=spec.lab, grid=spec.grid,
-            digest=digest(token), created_at=now,
+            id=spec.id,
+            role=spec.role,
+            site=spec.site,
+            lab=spec.lab,
+            grid=spec.grid,
+            digest=digest(token),
+            created_at=now,
             expires_at=now + spec.expires_in if spec.expires_in else 0.0,
         )
         if not await self._redis.hsetnx(keys.DEVICES, spec.id, _encode(device)):
-            raise Conflict(f"device {spec.id} already exists; revoke it and register a new id",
-                           device=spec.id)
+            raise Conflict(
+                f"device {spec.id} already exists; revoke it and register a new id", device=spec.id
+            )
         return DeviceCreated(device=device.public(), token=token)
 
     async def get(self, device_id: str) -> Device:

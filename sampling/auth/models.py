@@ -27,8 +27,14 @@ class Device(Base):
 
     def public(self) -> DeviceView:
         return DeviceView(
-            id=self.id, role=self.role, site=self.site, lab=self.lab, grid=self.grid,
-            created_at=self.created_at, expires_at=self.expires_at, revoked=self.revoked,
+            id=self.id,
+            role=self.role,
+            site=self.site,
+            lab=self.lab,
+            grid=self.grid,
+            created_at=self.created_at,
+            expires_at=self.expires_at,
+            revoked=self.revoked,
         )
 
 

@@ -27,8 +27,9 @@ class Rounds:
     async def create(self, spec: RoundIn) -> Round:
         if spec.pool not in POOL_SIZES:
             raise BadInput(f"pool size {spec.pool} is not one of {POOL_SIZES}", pool=spec.pool)
-        found = Round(id=spec.id, name=spec.name, pool=spec.pool, state="open",
-                      created_at=time.time())
+        found = Round(
+            id=spec.id, name=spec.name, pool=spec.pool, state="open", created_at=time.time()
+        )
         if not await self._redis.hsetnx(keys.ROUNDS, spec.id, _encode(found)):
             raise Conflict(f"round {spec.id} already exists", round=spec.id)
         # The round's own copy of the revoked set must exist before its first scan.

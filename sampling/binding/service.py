@@ -8,7 +8,7 @@ rule, writes the state and appends the journal entry in one atomic step.
 
 from __future__ import annotations
 
-import hashlib
+import itertools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -27,6 +27,7 @@ from sampling.binding.models import (
 )
 from sampling.binding.tube import TubeRecord
 from sampling.errors import BadInput, BatchTooLarge, Forbidden, GarbledCode, NotFound, Refusal
+from sampling.oplog import fingerprint
 from sampling.store.scripts import Scripts
 
 if TYPE_CHECKING:
@@ -55,14 +56,9 @@ class _Op:
     named: bytes = b""
 
 
-def _h3(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=3).digest()
-
-
 def _fingerprint(op: _Op) -> bytes:
     named = op.named if op.kind == "undo" else op.rhash
-    payload = f"{op.kind}|{op.tube}|{op.capacity}|{op.purpose}|".encode() + named
-    return _h3(op.op.encode()) + _h3(payload)
+    return fingerprint(op.op, f"{op.kind}|{op.tube}|{op.capacity}|{op.purpose}|".encode() + named)
 
 
 def check_code(text: str, kind: codes.CodeKind, field: str) -> str:
@@ -75,13 +71,18 @@ def check_code(text: str, kind: codes.CodeKind, field: str) -> str:
         raise GarbledCode(
             f"{field} {code} fails its check character: a partial or misread scan. Scan it "
             "again, or type it and confirm one of the suggested codes.",
-            field=field, candidates=codes.typo_candidates(code),
+            field=field,
+            candidates=codes.typo_candidates(code),
         )
     if found is codes.CodeKind.UNKNOWN:
-        raise GarbledCode(f"{field} '{code[:24]}' is not a {kind.value} code. Scan again.",
-                          field=field)
-    raise BadInput(f"{field} {code} is a {found.value} code, not a {kind.value} code.",
-                   field=field, kind=found.value)
+        raise GarbledCode(
+            f"{field} '{code[:24]}' is not a {kind.value} code. Scan again.", field=field
+        )
+    raise BadInput(
+        f"{field} {code} is a {found.value} code, not a {kind.value} code.",
+        field=field,
+        kind=found.value,
+    )
 
 
 class Binder:
@@ -106,36 +107,55 @@ class Binder:
 
     # -- single operations (the online handheld) ---------------------------------
 
-    async def open(self, device: Device, round_id: str, tube: str, seq: int, op: str,
-                   capacity: int | None, purpose: str) -> OpResult:
-        item = await self._prepare(round_id, BatchOp(op=op, seq=seq, kind="open", tube=tube,
-                                                     capacity=capacity, purpose=purpose))  # type: ignore[arg-type]
+    async def open(
+        self,
+        device: Device,
+        round_id: str,
+        tube: str,
+        seq: int,
+        op: str,
+        capacity: int | None,
+        purpose: str,
+    ) -> OpResult:
+        item = await self._prepare(
+            round_id,
+            BatchOp(op=op, seq=seq, kind="open", tube=tube, capacity=capacity, purpose=purpose),
+        )  # type: ignore[arg-type]
         return await self._single(device, round_id, item)
 
-    async def scan(self, device: Device, round_id: str, tube: str, seq: int, op: str,
-                   resident: str) -> OpResult:
-        item = await self._prepare(round_id, BatchOp(op=op, seq=seq, kind="scan", tube=tube,
-                                                     resident=resident))
+    async def scan(
+        self, device: Device, round_id: str, tube: str, seq: int, op: str, resident: str
+    ) -> OpResult:
+        item = await self._prepare(
+            round_id, BatchOp(op=op, seq=seq, kind="scan", tube=tube, resident=resident)
+        )
         return await self._single(device, round_id, item)
 
-    async def undo(self, device: Device, round_id: str, tube: str, seq: int, op: str,
-                   resident: str | None) -> OpResult:
-        item = await self._prepare(round_id, BatchOp(op=op, seq=seq, kind="undo", tube=tube,
-                                                     resident=resident))
+    async def undo(
+        self, device: Device, round_id: str, tube: str, seq: int, op: str, resident: str | None
+    ) -> OpResult:
+        item = await self._prepare(
+            round_id, BatchOp(op=op, seq=seq, kind="undo", tube=tube, resident=resident)
+        )
         if not item.rhash:
             item = await self._last_member(round_id, item)
         return await self._single(device, round_id, item)
 
-    async def close(self, device: Device, round_id: str, tube: str, seq: int,
-                    op: str) -> OpResult:
+    async def close(self, device: Device, round_id: str, tube: str, seq: int, op: str) -> OpResult:
         item = await self._prepare(round_id, BatchOp(op=op, seq=seq, kind="close", tube=tube))
         return await self._single(device, round_id, item)
 
     async def _single(self, device: Device, round_id: str, item: _Op) -> OpResult:
         (result,) = await self._apply(device, round_id, [item])
         if result.status != "ok":
-            raise Refusal(result.status, result.message, status_http(result.status),
-                          tube=result.tube, seq=result.seq, count=result.count)
+            raise Refusal(
+                result.status,
+                result.message,
+                status_http(result.status),
+                tube=result.tube,
+                seq=result.seq,
+                count=result.count,
+            )
         return result
 
     # -- offline batches -----------------------------------------------------------
@@ -147,12 +167,14 @@ class Binder:
             raise BatchTooLarge(
                 f"{len(batch.ops)} operations in one batch; the limit is {self._max_batch}. "
                 "Send them in several batches, in sequence order.",
-                limit=self._max_batch, size=len(batch.ops),
+                limit=self._max_batch,
+                size=len(batch.ops),
             )
         seqs = [o.seq for o in batch.ops]
-        if any(b <= a for a, b in zip(seqs, seqs[1:], strict=False)):
-            raise BadInput("operations in a batch must be in increasing sequence order",
-                           seqs=seqs[:20])
+        if any(b <= a for a, b in itertools.pairwise(seqs)):
+            raise BadInput(
+                "operations in a batch must be in increasing sequence order", seqs=seqs[:20]
+            )
         # Every code is checked before anything is applied: a malformed batch
         # changes nothing.
         items = [await self._prepare(round_id, o) for o in batch.ops]
@@ -161,10 +183,13 @@ class Binder:
         results = await self._apply(device, round_id, items)
         refused = sum(r.status != "ok" for r in results)
         gaps = await self.gaps(round_id, device.id)
-        return BatchResult(results=results, applied=len(results) - refused, refused=refused,
-                           gaps=gaps)
+        return BatchResult(
+            results=results, applied=len(results) - refused, refused=refused, gaps=gaps
+        )
 
-    async def gaps(self, round_id: str, device_id: str, window: int = 65_536) -> list[tuple[int, int]]:
+    async def gaps(
+        self, round_id: str, device_id: str, window: int = 65_536
+    ) -> list[tuple[int, int]]:
         """Unused sequence numbers below the device's highest (the last ``window`` of them)."""
         key = keys.oplog(round_id, device_id)
         size = await self._redis.strlen(key)
@@ -201,15 +226,27 @@ class Binder:
         capacity, purpose = 0, 0
         if o.kind == "open":
             purpose = 1 if o.purpose == "resample" else 0
-            capacity = o.capacity if o.capacity is not None else (
-                1 if purpose else await self._pool(round_id))
+            capacity = (
+                o.capacity
+                if o.capacity is not None
+                else (1 if purpose else await self._pool(round_id))
+            )
             if capacity not in POOL_SIZES:
-                raise BadInput(f"pool size {capacity} is not one of {POOL_SIZES}",
-                               capacity=capacity)
+                raise BadInput(
+                    f"pool size {capacity} is not one of {POOL_SIZES}", capacity=capacity
+                )
             if purpose and capacity != 1:
                 raise BadInput("a re-sample tube holds one person: capacity must be 1")
-        return _Op(seq=o.seq, op=o.op, kind=o.kind, tube=tube, rhash=rhash, capacity=capacity,
-                   purpose=purpose, named=rhash)
+        return _Op(
+            seq=o.seq,
+            op=o.op,
+            kind=o.kind,
+            tube=tube,
+            rhash=rhash,
+            capacity=capacity,
+            purpose=purpose,
+            named=rhash,
+        )
 
     async def _last_member(self, round_id: str, item: _Op) -> _Op:
         raw = await self._redis.get(keys.tube(round_id, item.tube))
@@ -217,8 +254,7 @@ class Binder:
             return item  # the script answers tube_not_found, and records it
         members = TubeRecord(raw).members
         last = members[-1][0] if members else b"\0" * 8
-        return _Op(seq=item.seq, op=item.op, kind=item.kind, tube=item.tube, rhash=last,
-                   named=b"")
+        return _Op(seq=item.seq, op=item.op, kind=item.kind, tube=item.tube, rhash=last, named=b"")
 
     async def _claims(self, round_id: str, items: list[_Op]) -> dict[str, bool]:
         opens = [i.tube for i in items if i.kind == "open"]
@@ -232,19 +268,36 @@ class Binder:
         if device.role not in ("scanner", "admin"):
             raise Forbidden(f"a {device.role} device cannot bind tubes")
         claims = await self._claims(round_id, items)
-        ks = [keys.meta(round_id), keys.count(round_id), keys.journal(round_id),
-              keys.oplog(round_id, device.id), keys.revoked(round_id)]
+        ks = [
+            keys.meta(round_id),
+            keys.count(round_id),
+            keys.journal(round_id),
+            keys.oplog(round_id, device.id),
+            keys.revoked(round_id),
+        ]
         args: list[bytes | str | int] = [device.id, device.site, SEQ_AHEAD, SEQ_MAX]
         for i in items:
             tkey = keys.tube(round_id, i.tube)
             if i.rhash:
-                ks += [tkey, keys.resident_bucket(round_id, i.rhash),
-                       keys.risk_bucket(round_id, i.rhash)]
+                ks += [
+                    tkey,
+                    keys.resident_bucket(round_id, i.rhash),
+                    keys.risk_bucket(round_id, i.rhash),
+                ]
             else:
                 ks += [tkey, tkey, tkey]
             cap = f"{i.capacity}:{int(claims.get(i.tube, False))}" if i.kind == "open" else "0"
-            args += [i.seq, _fingerprint(i), i.op, i.kind, i.tube, codes.tube_number(i.tube),
-                     cap, i.purpose, i.rhash]
+            args += [
+                i.seq,
+                _fingerprint(i),
+                i.op,
+                i.kind,
+                i.tube,
+                codes.tube_number(i.tube),
+                cap,
+                i.purpose,
+                i.rhash,
+            ]
         reply = await self._run_apply(ks, args)
         if reply and reply[0] == b"revoked":
             raise Refusal("token_revoked", "this device's token was revoked", 401)
@@ -253,9 +306,19 @@ class Binder:
             status = reply[4 * n].decode()
             aux, closed, replayed = (int(x) for x in reply[4 * n + 1 : 4 * n + 4])
             message = "" if status == "ok" else await self._explain(round_id, status, i, aux)
-            out.append(OpResult(seq=i.seq, op=i.op, kind=i.kind, tube=i.tube, status=status,
-                                message=message, count=aux, closed=bool(closed),
-                                replayed=bool(replayed)))
+            out.append(
+                OpResult(
+                    seq=i.seq,
+                    op=i.op,
+                    kind=i.kind,
+                    tube=i.tube,
+                    status=status,
+                    message=message,
+                    count=aux,
+                    closed=bool(closed),
+                    replayed=bool(replayed),
+                )
+            )
         return out
 
     async def _run_apply(self, ks: list[str], args: list[bytes | str | int]) -> list[bytes]:
@@ -269,8 +332,12 @@ class Binder:
         pipe.execute_command("WAITAOF", 1, 0, 1000)
         reply, (local, _) = await pipe.execute()
         if int(local) < 1:
-            raise Refusal("not_durable", "the server did not confirm the write to disk in time; "
-                          "retry with the same operation id", 503)
+            raise Refusal(
+                "not_durable",
+                "the server did not confirm the write to disk in time; "
+                "retry with the same operation id",
+                503,
+            )
         return list(reply)
 
     async def _explain(self, round_id: str, status: str, item: _Op, aux: int) -> str:
@@ -314,8 +381,10 @@ class Binder:
         await self._rounds.get(round_id)
         pipe = self._redis.pipeline(transaction=False)
         hashes = [
-            (self._hasher.digest(check_code(r.resident, codes.CodeKind.RESIDENT, "resident")),
-             "".join(sorted(set(r.flags))))
+            (
+                self._hasher.digest(check_code(r.resident, codes.CodeKind.RESIDENT, "resident")),
+                "".join(sorted(set(r.flags))),
+            )
             for r in update.residents
         ]
         for rhash, flags in hashes:
@@ -330,4 +399,3 @@ class Binder:
     async def now(self) -> float:
         sec, usec = await self._redis.time()
         return float(sec) + usec / 1e6
-

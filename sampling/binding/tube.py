@@ -19,8 +19,16 @@ STATES = ("open", "closed", "boxed")
 
 
 class TubeRecord:
-    __slots__ = ("capacity", "closed_at", "device", "members", "opened_at", "purpose", "site",
-                 "state")
+    __slots__ = (
+        "capacity",
+        "closed_at",
+        "device",
+        "members",
+        "opened_at",
+        "purpose",
+        "site",
+        "state",
+    )
 
     def __init__(self, raw: bytes) -> None:
         hl, state, self.capacity, purpose, self.opened_at, self.closed_at = _HEADER.unpack_from(raw)

@@ -21,10 +21,12 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import redis
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 
 class ServerStartError(RuntimeError):
@@ -153,7 +155,9 @@ class EmbeddedServer:
                 return self
             time.sleep(0.02)
         self.kill()
-        raise ServerStartError(f"valkey-server did not answer within {timeout}s: {self._log_tail()}")
+        raise ServerStartError(
+            f"valkey-server did not answer within {timeout}s: {self._log_tail()}"
+        )
 
     def _ping(self) -> bool:
         try:
