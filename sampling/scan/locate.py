@@ -25,7 +25,7 @@ _detector: cv2.barcode.BarcodeDetector | None = None
 
 def _get_detector() -> cv2.barcode.BarcodeDetector:
     # Built lazily and once: construction loads a model and is slower than a detect call.
-    global _detector  # noqa: PLW0603
+    global _detector
     if _detector is None:
         _detector = cv2.barcode.BarcodeDetector()
     return _detector

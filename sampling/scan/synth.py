@@ -290,12 +290,15 @@ def _disk_kernel(radius: float) -> Float:
     return (k / float(k.sum())).astype(np.float32)
 
 
-def photo(
-    text: str, kind: codes.CodeKind, condition: str, rng: np.random.Generator,
-    *, glare_offset: tuple[float, float] | None = None,
-) -> Gray:
-    """A grayscale field photo of ``text`` under ``condition`` (``+``-joined parts)."""
-    parts = set(condition.split("+"))
+class _Scene(NamedTuple):
+    reflectance: Float  # 0..1, label over background
+    surface: Float  # 1 on the glossy label, 0 elsewhere
+    quad: Float  # the code's corners in the photo
+
+
+def _scene(
+    text: str, kind: codes.CodeKind, parts: set[str], rng: np.random.Generator
+) -> _Scene:
     w = int(rng.integers(640, 1281)) // 8 * 8
     h = w * 3 // 4
     label, corners = _label(text, kind, rng)
@@ -305,14 +308,18 @@ def photo(
     warped = cv2.warpPerspective(label, hom, (w, h), flags=cv2.INTER_AREA, borderValue=-1.0)
     scene = np.where(warped >= 0, warped, bg).astype(np.float32)
     quad = cv2.perspectiveTransform(corners[None], hom)[0]
+    return _Scene(scene, (warped >= 0).astype(np.float32), quad)
 
+
+def _expose(scene: _Scene, parts: set[str], rng: np.random.Generator) -> Gray:
+    """Light, optics, sensor and JPEG: what the phone makes of the scene."""
+    h, w = scene.reflectance.shape
     # Linear light = reflectance x illumination (+ specular), then exposure.
     light = _uneven(h, w, rng) if "uneven_light" in parts else np.float32(rng.uniform(0.75, 1.0))
-    linear = np.power(scene, 2.2) * light
-    level = next((p for p in parts if p in GLARE_LEVELS), None)
+    linear = np.power(scene.reflectance, 2.2) * light
+    level = next((p for p in sorted(parts) if p in GLARE_LEVELS), None)
     if level is not None:
-        surface = (warped >= 0).astype(np.float32)  # only the glossy label reflects
-        linear = linear + _glare(h, w, quad, surface, level, rng)
+        linear = linear + _glare(h, w, scene.quad, scene.surface, level, rng)
         # Metering sees the highlight and shortens the exposure a little.
         linear *= rng.uniform(0.6, 1.0)
     img = np.power(np.clip(linear, 0, 1), 1 / 2.2) * 255
@@ -333,6 +340,36 @@ def photo(
     assert ok
     decoded: Gray = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     return decoded
+
+
+def photo(text: str, kind: codes.CodeKind, condition: str, rng: np.random.Generator) -> Gray:
+    """A grayscale field photo of ``text`` under ``condition`` (``+``-joined parts)."""
+    parts = set(condition.split("+"))
+    return _expose(_scene(text, kind, parts, rng), parts, rng)
+
+
+def _shake(scene: _Scene, rng: np.random.Generator) -> _Scene:
+    """The scene as a hand-held phone sees it a moment later: a small shift, turn and zoom."""
+    h, w = scene.reflectance.shape
+    rot = cv2.getRotationMatrix2D(
+        (w / 2, h / 2), float(rng.uniform(-4, 4)), float(rng.uniform(0.96, 1.04))
+    )
+    rot[:, 2] += rng.uniform(-0.03, 0.03, 2) * np.array([w, h])
+    warp = {"dsize": (w, h), "flags": cv2.INTER_LINEAR, "borderMode": cv2.BORDER_REFLECT}
+    return _Scene(
+        cv2.warpAffine(scene.reflectance, rot, **warp),
+        cv2.warpAffine(scene.surface, rot, **warp),
+        cv2.transform(scene.quad[None], rot)[0].astype(np.float32),
+    )
+
+
+def frames(
+    text: str, kind: codes.CodeKind, condition: str, n: int, rng: np.random.Generator
+) -> list[Gray]:
+    """``n`` photos of one label taken in a row: the hand moves a little, the glare moves more."""
+    parts = set(condition.split("+"))
+    scene = _scene(text, kind, parts, rng)
+    return [_expose(_shake(scene, rng), parts, rng) for _ in range(n)]
 
 
 def sample(rng: np.random.Generator, condition: str) -> Sample:
