@@ -50,8 +50,8 @@ def _envelopes(img: Gray, module_frac: float) -> tuple[
     The kernel must be wider than a module so closing fills dark modules with
     the surrounding white and opening fills light ones with black.
     """
-    small, f = _reduced(img)
-    k = max(3, int(round(max(small.shape) * module_frac)) | 1)
+    small, _f = _reduced(img)
+    k = max(3, round(max(small.shape) * module_frac) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     hi = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel).astype(np.float32)
     lo = cv2.morphologyEx(small, cv2.MORPH_OPEN, kernel).astype(np.float32)
@@ -132,7 +132,7 @@ def suppress_highlights(img: Gray, level: int = 245) -> Gray:
     mask = (img >= level).astype(np.uint8)
     if not mask.any():
         return img
-    small, f = _reduced(img, 640)
+    small, _f = _reduced(img, 640)
     small_mask = cv2.resize(mask, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST)
     small_mask = cv2.dilate(small_mask, np.ones((3, 3), np.uint8))
     filled = cv2.inpaint(small, small_mask, 3, cv2.INPAINT_TELEA)

@@ -284,7 +284,7 @@ def _motion_kernel(length: int, angle: float) -> Float:
 
 
 def _disk_kernel(radius: float) -> Float:
-    n = int(math.ceil(radius)) * 2 + 1
+    n = math.ceil(radius) * 2 + 1
     yy, xx = np.mgrid[0:n, 0:n] - n // 2
     k = (xx * xx + yy * yy <= radius * radius).astype(np.float32)
     return (k / float(k.sum())).astype(np.float32)
