@@ -1,0 +1,136 @@
+"""The archiver: drains a round's journal stream into Parquet, then derives the tables.
+
+Each pass reads the stream after the saved cursor in chunks, writes each chunk
+to ``archive/<round>/journal/part-<first id>.parquet`` (written to a temporary
+name, then renamed), saves the cursor, and trims what it archived from the
+stream. Resumable and idempotent: a crash between the file and the cursor makes
+the next pass write the same part again under the same name (same first id),
+never a second copy; a crash between cursor and trim is finished by the next
+pass's trim.
+
+Then each domain that keeps tables derives them from the whole journal
+(``materialize(journal, out_dir)`` in ``sampling.<domain>.archive``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from sampling.binding import keys
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from sampling.store.client import AnyRedis
+
+#: Domains whose ``archive.materialize`` derives tables from the journal.
+DOMAINS = ("sampling.binding", "sampling.boxing", "sampling.lab")
+#: Fields kept as hex: binary keyed hashes.
+_BINARY = frozenset({"r"})
+CHUNK = 50_000
+
+
+@dataclass(frozen=True)
+class ArchiveReport:
+    round: str
+    entries: int
+    parts: int
+    journal_left: int
+    directory: str
+
+
+def round_dir(data_dir: Path, round_id: str) -> Path:
+    return data_dir / "archive" / round_id
+
+
+def _rows(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> pl.DataFrame:
+    columns: dict[str, list[Any]] = {"id": [], "ts": []}
+    for n, (sid, fields) in enumerate(entries):
+        ident = sid.decode()
+        columns["id"].append(ident)
+        columns["ts"].append(int(ident.partition("-")[0]))
+        for raw_name, value in fields.items():
+            name = raw_name.decode()
+            col = columns.get(name)
+            if col is None:
+                col = columns[name] = [None] * n
+            col.append(value.hex() if name in _BINARY else value.decode())
+        for col in columns.values():
+            if len(col) < n + 1:
+                col.append(None)
+    schema = {name: (pl.Int64 if name == "ts" else pl.Utf8) for name in columns}
+    return pl.DataFrame(columns, schema=schema)
+
+
+def _after(stream_id: str) -> str:
+    ms, _, seq = stream_id.partition("-")
+    return f"{ms}-{int(seq) + 1}"
+
+
+async def drain(
+    redis: AnyRedis,
+    round_id: str,
+    data_dir: Path,
+    *,
+    chunk: int = CHUNK,
+    progress: Callable[[int], None] | None = None,
+) -> ArchiveReport:
+    """Move the round's journal into Parquet parts; returns what was moved."""
+    out = round_dir(data_dir, round_id) / "journal"
+    out.mkdir(parents=True, exist_ok=True)
+    stream, cursor_key = keys.journal(round_id), keys.archive(round_id)
+    raw = await redis.hget(cursor_key, "last_id")
+    last = raw.decode() if raw else "0-0"
+    moved = parts = 0
+    while True:
+        # A trim interrupted last time is finished before reading on.
+        await redis.xtrim(stream, minid=_after(last), approximate=False)
+        entries = await redis.xrange(stream, min="(" + last, count=chunk)
+        if not entries:
+            break
+        frame = _rows(entries)
+        first = entries[0][0].decode()
+        target = out / f"part-{first.replace('-', '_')}.parquet"
+        tmp = target.with_suffix(".tmp")
+        frame.write_parquet(tmp)
+        tmp.replace(target)
+        last = entries[-1][0].decode()
+        await redis.hset(cursor_key, mapping={"last_id": last})
+        moved += len(entries)
+        parts += 1
+        if progress is not None:
+            progress(len(entries))
+    left = await redis.xlen(stream)
+    return ArchiveReport(
+        round=round_id,
+        entries=moved,
+        parts=parts,
+        journal_left=int(left),
+        directory=str(out.parent),
+    )
+
+
+def journal(data_dir: Path, round_id: str) -> pl.LazyFrame:
+    """Every archived journal entry of the round, in order (missing columns are null)."""
+    parts = sorted((round_dir(data_dir, round_id) / "journal").glob("part-*.parquet"))
+    if not parts:
+        return pl.LazyFrame(schema={"id": pl.Utf8, "ts": pl.Int64, "k": pl.Utf8})
+    return pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
+
+
+def materialize(data_dir: Path, round_id: str) -> list[str]:
+    """Derive every domain's tables from the archived journal; returns the files written."""
+    out = round_dir(data_dir, round_id)
+    frame = journal(data_dir, round_id)
+    for domain in DOMAINS:
+        try:
+            module = importlib.import_module(domain + ".archive")
+        except ModuleNotFoundError:
+            continue
+        module.materialize(frame, out)
+    return sorted(p.name for p in out.glob("*.parquet"))

@@ -1,0 +1,381 @@
+"""The ``sampling`` command.
+
+Subcommands of other domains are imported only when called (``LazyGroup``), so
+``sampling round list`` does not pay for OpenCV or Polars.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from sampling.errors import SamplingError
+from sampling.settings import Settings, SettingsError
+
+T = TypeVar("T")
+console = Console(stderr=True)
+
+
+def _module_exists(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands live in other modules, imported on first use."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        present = [n for n, target in self.lazy.items() if _module_exists(target.partition(":")[0])]
+        return sorted([*super().list_commands(ctx), *present])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy:
+            module, _, attr = self.lazy[name].partition(":")
+            try:
+                cmd: click.Command = getattr(importlib.import_module(module), attr)
+            except (ImportError, AttributeError) as exc:
+                raise click.ClickException(f"'{name}' is not available: {exc}") from exc
+            return cmd
+        return super().get_command(ctx, name)
+
+
+def settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def run(make: Callable[[str], Awaitable[T]]) -> T:
+    """Run ``make(redis_url)`` against the configured or embedded server; errors read well."""
+    from sampling.store.runtime import redis_url
+
+    try:
+        with redis_url(settings()) as url:
+            return asyncio.run(make(url))
+    except SamplingError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+
+
+def services_for(url: str) -> Any:
+    from sampling.api.services import Services
+
+    return Services.build(settings().with_(redis_url=url))
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "decode": "sampling.scan.cli:decode_command",
+        "boxes": "sampling.boxing.cli:boxes",
+        "register": "sampling.lab.cli:register",
+        "results": "sampling.lab.cli:results",
+        "reconcile": "sampling.lab.cli:reconcile",
+        "coverage": "sampling.lab.cli:coverage",
+        "doors": "sampling.lab.cli:doors",
+        "loadtest": "loadtest.cli:loadtest",
+        "audit": "sampling.audit:audit_command",
+    },
+)
+@click.version_option(package_name="sampling")
+def main() -> None:
+    """Sample tracking for city-scale mass testing.
+
+    Without SAMPLING_REDIS_URL every command uses the embedded Valkey server in
+    SAMPLING_DATA_DIR (default ./.sampling).
+    """
+
+
+# -- serve ----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default=None, help="Bind address (default SAMPLING_HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default SAMPLING_PORT or 8000).")
+@click.option("--workers", type=int, default=None, help="API worker processes.")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the API (and the embedded Valkey server unless SAMPLING_REDIS_URL is set)."""
+    import uvicorn
+
+    from sampling.store.runtime import embedded_for
+
+    cfg = settings()
+    env = os.environ
+    env["SAMPLING_SECRET"] = cfg.secret().hex()  # every worker hashes with the same key
+    server = None
+    if not cfg.redis_url:
+        server = embedded_for(cfg).start()
+        env["SAMPLING_REDIS_URL"] = server.url
+        console.print(f"[green]embedded Valkey[/] at {server.url} (data in {server.data_dir})")
+    try:
+        uvicorn.run(
+            "sampling.api.app:create_app",
+            factory=True,
+            host=host or cfg.host,
+            port=port or cfg.port,
+            workers=workers or cfg.workers,
+            log_level="warning",
+            access_log=False,
+        )
+    finally:
+        if server is not None:
+            server.stop()
+            console.print("embedded Valkey stopped")
+
+
+# -- rounds, sites, devices --------------------------------------------------------
+
+
+@main.group(name="round")
+def round_() -> None:
+    """Create, list and close rounds."""
+
+
+@round_.command(name="create")
+@click.argument("round_id")
+@click.option("--name", required=True)
+@click.option("--pool", type=click.Choice(["1", "5", "10", "20"]), default="10")
+def round_create(round_id: str, name: str, pool: str) -> None:
+    from sampling.binding.models import RoundIn
+
+    async def go(url: str) -> None:
+        svc = services_for(url)
+        made = await svc.rounds.create(RoundIn(id=round_id, name=name, pool=int(pool)))
+        await svc.close()
+        click.echo(f"round {made.id} open (pool {made.pool})")
+
+    run(go)
+
+
+@round_.command(name="list")
+def round_list() -> None:
+    async def go(url: str) -> None:
+        svc = services_for(url)
+        table = Table("round", "name", "pool", "state", "bound", "tubes")
+        for found in await svc.rounds.all():
+            counts = await svc.rounds.counters(found.id)
+            table.add_row(
+                found.id,
+                found.name,
+                str(found.pool),
+                found.state,
+                str(counts.get("bound", 0)),
+                str(counts.get("tubes_opened", 0)),
+            )
+        await svc.close()
+        Console().print(table)
+
+    run(go)
+
+
+@round_.command(name="close")
+@click.argument("round_id")
+def round_close(round_id: str) -> None:
+    async def go(url: str) -> None:
+        svc = services_for(url)
+        await svc.rounds.close(round_id)
+        await svc.close()
+        click.echo(f"round {round_id} closed")
+
+    run(go)
+
+
+@main.group()
+def site() -> None:
+    """Register sampling sites."""
+
+
+@site.command(name="create")
+@click.argument("site_id")
+@click.option("--name", required=True)
+@click.option("--street", required=True)
+@click.option("--community", required=True)
+@click.option("--grid", required=True)
+def site_create(site_id: str, name: str, street: str, community: str, grid: str) -> None:
+    from sampling.binding.models import SiteIn
+
+    async def go(url: str) -> None:
+        svc = services_for(url)
+        await svc.sites.create(
+            SiteIn(id=site_id, name=name, street=street, community=community, grid=grid)
+        )
+        await svc.close()
+        click.echo(f"site {site_id} registered")
+
+    run(go)
+
+
+@site.command(name="list")
+def site_list() -> None:
+    async def go(url: str) -> None:
+        svc = services_for(url)
+        table = Table("site", "name", "street", "community", "grid")
+        for s in await svc.sites.all():
+            table.add_row(s.id, s.name, s.street, s.community, s.grid)
+        await svc.close()
+        Console().print(table)
+
+    run(go)
+
+
+@main.group()
+def device() -> None:
+    """Register devices and their tokens; revoke them."""
+
+
+@device.command(name="create")
+@click.argument("device_id")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["scanner", "sealer", "courier", "lab", "admin", "grid", "viewer"]),
+)
+@click.option("--site", "site_id", default="")
+@click.option("--lab", default="")
+@click.option("--grid", default="")
+@click.option("--expires-in", type=int, default=None, help="Seconds until the token expires.")
+def device_create(
+    device_id: str, role: str, site_id: str, lab: str, grid: str, expires_in: int | None
+) -> None:
+    """Register a device and print its token (shown once)."""
+    from sampling.auth.models import DeviceIn
+
+    async def go(url: str) -> None:
+        svc = services_for(url)
+        made = await svc.devices.create(
+            DeviceIn(
+                id=device_id,
+                role=role,  # type: ignore[arg-type]
+                site=site_id,
+                lab=lab,
+                grid=grid,
+                expires_in=expires_in,
+            )
+        )
+        await svc.close()
+        console.print(f"device {device_id} ({role}) registered; its token, shown once:")
+        click.echo(made.token)
+
+    run(go)
+
+
+@device.command(name="list")
+def device_list() -> None:
+    async def go(url: str) -> None:
+        svc = services_for(url)
+        table = Table("device", "role", "site", "lab", "grid", "revoked")
+        for d in await svc.devices.all():
+            table.add_row(d.id, d.role, d.site, d.lab, d.grid, "yes" if d.revoked else "")
+        await svc.close()
+        Console().print(table)
+
+    run(go)
+
+
+@device.command(name="revoke")
+@click.argument("device_id")
+def device_revoke(device_id: str) -> None:
+    async def go(url: str) -> None:
+        svc = services_for(url)
+        await svc.devices.revoke(device_id)
+        await svc.close()
+        click.echo(f"device {device_id} revoked")
+
+    run(go)
+
+
+# -- archive ----------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--round", "round_id", default=None, help="One round (default: every round).")
+def archive(round_id: str | None) -> None:
+    """Drain each round's journal into Parquet (resumable, idempotent), then derive tables."""
+    from rich.progress import Progress
+
+    from sampling import archive as arch
+
+    cfg = settings()
+
+    async def go(url: str) -> None:
+        svc = services_for(url)
+        ids = [round_id] if round_id else [r.id for r in await svc.rounds.all()]
+        with Progress(console=console, transient=True) as bar:
+            for rid in ids:
+                await svc.rounds.get(rid)
+                task = bar.add_task(f"archiving {rid}", total=None)
+                report = await arch.drain(
+                    svc.redis, rid, cfg.data_dir, progress=lambda n, t=task: bar.advance(t, n)
+                )
+                files = arch.materialize(cfg.data_dir, rid)
+                console.print(
+                    f"round {rid}: {report.entries} journal entries archived in "
+                    f"{report.parts} parts; {report.journal_left} left in Redis; "
+                    f"tables: {', '.join(files)} in {report.directory}"
+                )
+        await svc.close()
+
+    run(go)
+
+
+# -- demo and benchmarks ---------------------------------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON on the last line.")
+@click.option("--residents", type=int, default=2000, show_default=True)
+@click.option("--sites", "n_sites", type=int, default=6, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    default="demo-out",
+    show_default=True,
+    help="Folder for the demo's data, reports and door lists (wiped first).",
+)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo(as_json: bool, residents: int, n_sites: int, out_dir: str, seed: int) -> None:
+    """Run a whole synthetic round through the real API on the embedded server."""
+    from pathlib import Path
+
+    from sampling.demo.run import run_demo
+
+    summary = run_demo(
+        Path(out_dir), residents=residents, n_sites=n_sites, seed=seed, quiet=as_json
+    )
+    if as_json:
+        import json
+
+        click.echo(json.dumps(summary, ensure_ascii=False))
+    if summary.get("lost", 0):
+        sys.exit(1)
+
+
+@main.group(
+    cls=LazyGroup,
+    lazy={
+        "binding": "sampling.binding.bench:bench_binding_command",
+        "decode": "sampling.scan.cli:bench_decode_command",
+        "reconcile": "sampling.lab.bench:bench_reconcile_command",
+    },
+)
+def bench() -> None:
+    """Benchmarks that print their figures (--json: one JSON object on the last line)."""
+
+
+if __name__ == "__main__":
+    main()
