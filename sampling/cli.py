@@ -11,8 +11,7 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -20,6 +19,9 @@ from rich.table import Table
 
 from sampling.errors import SamplingError
 from sampling.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
 
 T = TypeVar("T")
 console = Console(stderr=True)

@@ -8,7 +8,6 @@ answers), else one started for the length of the command and stopped after.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import redis
@@ -16,6 +15,8 @@ import redis
 from sampling.store.embedded import EmbeddedServer
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from sampling.settings import Settings
 
 
