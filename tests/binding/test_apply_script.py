@@ -1,0 +1,733 @@
+"""apply.lua and claim.lua called directly on the real server, every branch.
+
+KEYS and ARGV are built exactly as ``Binder._apply`` builds them; resident
+hashes are arbitrary 8-byte strings (the script never sees a resident code).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+
+from sampling import codes
+from sampling.binding import keys
+from sampling.binding.service import SEQ_AHEAD, SEQ_MAX
+from sampling.binding.tube import TubeRecord
+from sampling.oplog import fingerprint
+from sampling.store.scripts import source
+from tests.binding import snapshot
+
+R = "r1"
+STATUS = (
+    "ok",
+    "round_closed",
+    "round_not_found",
+    "tube_used",
+    "tube_not_found",
+    "tube_other_site",
+    "tube_closed",
+    "tube_full",
+    "tube_empty",
+    "resident_already_sampled",
+    "risk_needs_single_tube",
+    "undo_not_last",
+    "resample_without_binding",
+    "tube_boxed",
+)
+
+
+def rh(n: int) -> bytes:
+    """A resident hash; residents 1..255 share neither resident nor risk bucket."""
+    return bytes([n, n]) + b"\xa0\x01\x02\x03\x04" + bytes([n])
+
+
+def tc(n: int) -> str:
+    return codes.make_tube(n)
+
+
+@dataclass(frozen=True)
+class Op:
+    seq: int
+    kind: str
+    tube: int
+    res: bytes = b""
+    cap: int = 0
+    claim: int = 1
+    purpose: int = 0
+    op_id: str = ""
+    salt: bytes = b""  # changes the payload hash only
+
+    @property
+    def oid(self) -> str:
+        return self.op_id or f"op-{self.seq}"
+
+    def fp(self) -> bytes:
+        payload = f"{self.kind}|{tc(self.tube)}|{self.cap}|{self.purpose}|".encode()
+        return fingerprint(self.oid, payload + self.res + self.salt)
+
+
+@dataclass(frozen=True)
+class Res:
+    status: str
+    count: int
+    closed: int
+    replayed: int
+
+
+class Apply:
+    """apply.lua registered on the sync client, with Binder's KEYS/ARGV layout."""
+
+    def __init__(self, r: redis.Redis) -> None:
+        self.r = r
+        self.script = r.register_script(source("sampling.binding", "apply.lua"))
+        self.claim = r.register_script(source("sampling.binding", "claim.lua"))
+
+    def raw(
+        self,
+        ops: list[Op],
+        device: str = "d1",
+        site: str = "S1",
+        ahead: int = SEQ_AHEAD,
+        seq_max: int = SEQ_MAX,
+        round_id: str = R,
+    ) -> list[bytes]:
+        ks = [
+            keys.meta(round_id),
+            keys.count(round_id),
+            keys.journal(round_id),
+            keys.oplog(round_id, device),
+            keys.revoked(round_id),
+        ]
+        args: list[bytes | str | int] = [device, site, ahead, seq_max]
+        for o in ops:
+            tkey = keys.tube(round_id, tc(o.tube))
+            if o.res:
+                ks += [
+                    tkey,
+                    keys.resident_bucket(round_id, o.res),
+                    keys.risk_bucket(round_id, o.res),
+                ]
+            else:
+                ks += [tkey, tkey, tkey]
+            cap = f"{o.cap}:{o.claim}" if o.kind == "open" else "0"
+            args += [
+                o.seq,
+                o.fp(),
+                o.oid,
+                o.kind,
+                tc(o.tube),
+                o.tube,
+                cap,
+                o.purpose,
+                o.res,
+            ]
+        return list(self.script(keys=ks, args=args))
+
+    def __call__(self, ops: list[Op], **kw: Any) -> list[Res]:
+        reply = self.raw(ops, **kw)
+        assert reply[:1] != [b"revoked"]
+        return [
+            Res(reply[i].decode(), int(reply[i + 1]), int(reply[i + 2]), int(reply[i + 3]))
+            for i in range(0, len(reply), 4)
+        ]
+
+    def one(self, op: Op, **kw: Any) -> Res:
+        (res,) = self([op], **kw)
+        return res
+
+    # -- reading state back --------------------------------------------------
+
+    def tube(self, n: int) -> TubeRecord:
+        raw = self.r.get(keys.tube(R, tc(n)))
+        assert raw is not None
+        return TubeRecord(raw)
+
+    def counters(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.r.hgetall(keys.count(R)).items()}
+
+    def journal(self) -> list[dict[str, str]]:
+        return [
+            {k.decode(): v.decode("latin-1") for k, v in f.items()}
+            for _, f in self.r.xrange(keys.journal(R))
+        ]
+
+    def record(self, seq: int, device: str = "d1") -> bytes:
+        raw: bytes = self.r.getrange(keys.oplog(R, device), (seq - 1) * 8, seq * 8 - 1)
+        return raw
+
+    def bound(self, res: bytes, resample: bool = False) -> bytes | None:
+        field = (b"r" if resample else b"") + res[2:]
+        got: bytes | None = self.r.hget(keys.resident_bucket(R, res), field)
+        return got
+
+
+@pytest.fixture
+def ap(r: redis.Redis) -> Iterator[Apply]:
+    r.hset(keys.meta(R), mapping={"state": "open", "pool": 10})
+    yield Apply(r)
+
+
+class Seq:
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> int:
+        self.n += 1
+        return self.n
+
+
+@pytest.fixture
+def s() -> Seq:
+    return Seq()
+
+
+def ok(res: Res, count: int = 0, closed: int = 0) -> None:
+    assert res == Res("ok", count, closed, 0)
+
+
+def refused(res: Res, status: str) -> None:
+    assert res.status == status, res
+    assert res.replayed == 0
+
+
+# -- device and round ------------------------------------------------------------
+
+
+def test_revoked_device_changes_nothing(ap: Apply, r: redis.Redis) -> None:
+    r.sadd(keys.revoked(R), "d1")
+    before = snapshot(r)
+    assert ap.raw([Op(1, "open", 1, cap=5)]) == [b"revoked"]
+    assert snapshot(r) == before
+    # another device of the same round is not affected
+    ok(ap.one(Op(1, "open", 1, cap=5), device="d2"))
+
+
+def test_round_not_found(ap: Apply, r: redis.Redis) -> None:
+    res = ap.one(Op(1, "open", 1, cap=5), round_id="nope")
+    refused(res, "round_not_found")
+    assert not r.exists(keys.tube("nope", tc(1)))
+    assert r.hget(keys.count("nope"), "refused:round_not_found") == b"1"
+    assert r.xlen(keys.journal("nope")) == 0
+
+
+def test_round_closed_refuses_every_kind(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1)
+    r.hset(keys.meta(R), "state", "closed")
+    for op in (
+        Op(s(), "open", 2, cap=5),
+        Op(s(), "scan", 1, rh(2)),
+        Op(s(), "undo", 1, rh(1)),
+        Op(s(), "close", 1),
+    ):
+        refused(ap.one(op), "round_closed")
+    assert ap.counters()["refused:round_closed"] == 4
+    assert len(ap.tube(1).members) == 1
+    assert ap.tube(1).state == "open"
+    assert len(ap.journal()) == 2
+
+
+# -- open --------------------------------------------------------------------------
+
+
+def test_open_ok(ap: Apply, r: redis.Redis) -> None:
+    ok(ap.one(Op(1, "open", 7, cap=10)))
+    t = ap.tube(7)
+    assert (t.state, t.capacity, t.purpose, t.site, t.device) == ("open", 10, "pool", "S1", "d1")
+    assert t.members == []
+    assert t.closed_at == 0
+    assert t.opened_at > 1_600_000_000
+    assert ap.counters() == {"tubes_opened": 1}
+    (entry,) = ap.journal()
+    assert entry == {
+        "k": "open",
+        "d": "d1",
+        "site": "S1",
+        "seq": "1",
+        "op": "op-1",
+        "tube": tc(7),
+        "r": "",
+        "x": "10:0",
+    }
+
+
+def test_open_claimed_by_another_round_is_tube_used(ap: Apply, r: redis.Redis) -> None:
+    before = snapshot(r)
+    res = ap.one(Op(1, "open", 1, cap=5, claim=0))
+    refused(res, "tube_used")
+    assert not r.exists(keys.tube(R, tc(1)))
+    assert ap.counters() == {"refused:tube_used": 1}
+    assert ap.journal() == []
+    changed = {k for k in snapshot(r) if snapshot(r)[k] != before.get(k)}
+    assert changed == {keys.count(R).encode(), keys.oplog(R, "d1").encode()}
+
+
+def test_open_existing_tube_is_tube_used(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1)
+    rec = r.get(keys.tube(R, tc(1)))
+    refused(ap.one(Op(s(), "open", 1, cap=10)), "tube_used")
+    refused(ap.one(Op(1, "open", 1, cap=10), device="d2", site="S2"), "tube_used")
+    assert r.get(keys.tube(R, tc(1))) == rec
+    assert ap.counters()["tubes_opened"] == 1
+    assert ap.counters()["refused:tube_used"] == 2
+
+
+def test_open_resample_tube(ap: Apply) -> None:
+    ok(ap.one(Op(1, "open", 3, cap=1, purpose=1)))
+    t = ap.tube(3)
+    assert (t.capacity, t.purpose) == (1, "resample")
+    assert ap.journal()[0]["x"] == "1:1"
+
+
+# -- scan ------------------------------------------------------------------------
+
+
+def test_scan_ok(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1)
+    ok(ap.one(Op(s(), "scan", 1, rh(2))), 2)
+    t = ap.tube(1)
+    assert [m[0] for m in t.members] == [rh(1), rh(2)]
+    assert t.state == "open"
+    assert ap.bound(rh(1)) == b"1"
+    assert ap.bound(rh(2)) == b"1"
+    assert ap.counters() == {"tubes_opened": 1, "bound": 2}
+    scans = [e for e in ap.journal() if e["k"] == "scan"]
+    assert [(e["r"].encode("latin-1"), e["x"], e["seq"]) for e in scans] == [
+        (rh(1), "1", "2"),
+        (rh(2), "2", "3"),
+    ]
+
+
+def test_scan_autocloses_at_capacity(ap: Apply, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    for i in range(1, 5):
+        ok(ap.one(Op(s(), "scan", 1, rh(i))), i)
+    before = len(ap.journal())
+    ok(ap.one(Op(s(), "scan", 1, rh(5))), 5, closed=1)
+    t = ap.tube(1)
+    assert t.state == "closed"
+    assert t.closed_at >= t.opened_at > 0
+    assert len(t.members) == 5
+    entries = ap.journal()[before:]
+    assert [e["k"] for e in entries] == ["scan", "close"]
+    assert entries[1]["x"] == "5:full"
+    assert entries[1]["seq"] == entries[0]["seq"] == "6"
+    assert ap.counters()["tubes_closed"] == 1
+    refused(ap.one(Op(s(), "scan", 1, rh(6))), "tube_closed")
+
+
+def test_single_tube_closes_on_first_scan(ap: Apply) -> None:
+    ok(ap.one(Op(1, "open", 1, cap=1)))
+    ok(ap.one(Op(2, "scan", 1, rh(1))), 1, closed=1)
+    assert [e["k"] for e in ap.journal()] == ["open", "scan", "close"]
+
+
+def test_scan_tube_not_found(ap: Apply, r: redis.Redis) -> None:
+    res = ap.one(Op(1, "scan", 9, rh(1)))
+    assert res == Res("tube_not_found", 0, 0, 0)
+    assert not r.exists(keys.tube(R, tc(9)))
+    assert ap.bound(rh(1)) is None
+
+
+def test_tube_other_site_refuses_every_kind(ap: Apply, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1)
+    other = Seq()
+    for op in (
+        Op(other(), "scan", 1, rh(2)),
+        Op(other(), "undo", 1, rh(1)),
+        Op(other(), "close", 1),
+    ):
+        refused(ap.one(op, device="d2", site="S2"), "tube_other_site")
+    assert len(ap.tube(1).members) == 1
+    assert ap.tube(1).state == "open"
+    # a second device at the same site may scan into it
+    ok(ap.one(Op(1, "scan", 1, rh(3)), device="d3", site="S1"), 2)
+
+
+def test_scan_into_closed_tube(ap: Apply, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1)
+    ok(ap.one(Op(s(), "close", 1)), 1, closed=1)
+    assert ap.one(Op(s(), "scan", 1, rh(2))) == Res("tube_closed", 1, 1, 0)
+    assert ap.bound(rh(2)) is None
+
+
+def test_tube_full_only_with_an_open_full_record(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    """A full tube is always closed by the script itself; tube_full is the guard for
+    a record that says open while full (state byte forced back to 0)."""
+    ok(ap.one(Op(s(), "open", 1, cap=1)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1, closed=1)
+    r.setrange(keys.tube(R, tc(1)), 1, b"\x00")
+    assert ap.one(Op(s(), "scan", 1, rh(2))) == Res("tube_full", 1, 1, 0)
+    assert len(ap.tube(1).members) == 1
+    assert ap.bound(rh(2)) is None
+
+
+def test_resident_already_sampled(ap: Apply, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    ok(ap.one(Op(s(), "open", 2, cap=5)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1)
+    assert ap.one(Op(s(), "scan", 1, rh(1))) == Res("resident_already_sampled", 1, 0, 0)
+    assert ap.one(Op(s(), "scan", 2, rh(1))) == Res("resident_already_sampled", 0, 0, 0)
+    # by another device, at another site, into its own tube
+    ok(ap.one(Op(1, "open", 3, cap=5), device="d2", site="S2"))
+    refused(ap.one(Op(2, "scan", 3, rh(1)), device="d2", site="S2"), "resident_already_sampled")
+    assert ap.bound(rh(1)) == b"1"
+    assert [len(ap.tube(n).members) for n in (1, 2, 3)] == [1, 0, 0]
+    assert ap.counters()["refused:resident_already_sampled"] == 3
+    assert ap.counters()["bound"] == 1
+
+
+def test_same_bucket_different_resident(ap: Apply, s: Seq) -> None:
+    a, b = b"\x01\x01" + b"A" * 6, b"\x01\x01" + b"B" * 6
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    ok(ap.one(Op(s(), "scan", 1, a)), 1)
+    ok(ap.one(Op(s(), "scan", 1, b)), 2)
+
+
+def _flag(r: redis.Redis, res: bytes, flags: str = "Y") -> None:
+    r.hset(keys.risk_bucket(R, res), res[1:], flags)
+
+
+def test_risk_resident_needs_single_tube(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    _flag(r, rh(1))
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    assert ap.one(Op(s(), "scan", 1, rh(1))) == Res("risk_needs_single_tube", 0, 0, 0)
+    assert ap.bound(rh(1)) is None
+    assert ap.tube(1).members == []
+    # a resident sharing the risk bucket but not flagged is fine
+    neighbour = bytes([1, 9]) + rh(1)[2:]
+    assert keys.risk_bucket(R, neighbour) == keys.risk_bucket(R, rh(1))
+    ok(ap.one(Op(s(), "scan", 1, neighbour)), 1)
+    ok(ap.one(Op(s(), "open", 2, cap=1)))
+    ok(ap.one(Op(s(), "scan", 2, rh(1))), 1, closed=1)
+    assert ap.bound(rh(1)) == b"2"
+    assert ap.counters()["refused:risk_needs_single_tube"] == 1
+
+
+# -- re-sample -------------------------------------------------------------------
+
+
+def test_resample_without_binding(ap: Apply, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=1, purpose=1)))
+    assert ap.one(Op(s(), "scan", 1, rh(1))) == Res("resample_without_binding", 0, 0, 0)
+    assert ap.bound(rh(1), resample=True) is None
+    assert ap.tube(1).members == []
+
+
+def test_resample_ok_and_once(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    _flag(r, rh(1), "R")
+    ok(ap.one(Op(s(), "open", 1, cap=1)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1, closed=1)
+    ok(ap.one(Op(s(), "open", 2, cap=1, purpose=1)))
+    ok(ap.one(Op(s(), "scan", 2, rh(1))), 1, closed=1)
+    assert ap.bound(rh(1)) == b"1"
+    assert ap.bound(rh(1), resample=True) == b"2"
+    assert r.hkeys(keys.resident_bucket(R, rh(1))) == [rh(1)[2:], b"r" + rh(1)[2:]]
+    assert ap.counters()["bound"] == 1
+    assert ap.counters()["resampled"] == 1
+    ok(ap.one(Op(s(), "open", 3, cap=1, purpose=1)))
+    assert ap.one(Op(s(), "scan", 3, rh(1))).status == "resident_already_sampled"
+
+
+# -- undo ------------------------------------------------------------------------
+
+
+def test_undo_empty_tube(ap: Apply, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    assert ap.one(Op(s(), "undo", 1, b"\0" * 8)) == Res("tube_empty", 0, 0, 0)
+    assert ap.one(Op(s(), "undo", 9, rh(1))).status == "tube_not_found"
+
+
+def test_undo_not_last(ap: Apply, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1)
+    ok(ap.one(Op(s(), "scan", 1, rh(2))), 2)
+    assert ap.one(Op(s(), "undo", 1, rh(1))) == Res("undo_not_last", 2, 0, 0)
+    assert [m[0] for m in ap.tube(1).members] == [rh(1), rh(2)]
+    assert ap.bound(rh(1)) == b"1"
+
+
+def test_undo_reopens_closed_tube(ap: Apply, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    for i in range(1, 6):
+        ap.one(Op(s(), "scan", 1, rh(i)))
+    assert ap.tube(1).state == "closed"
+    assert ap.counters() == {"tubes_opened": 1, "bound": 5, "tubes_closed": 1}
+    nj = len(ap.journal())
+    ok(ap.one(Op(s(), "undo", 1, rh(5))), 4)
+    t = ap.tube(1)
+    assert (t.state, t.closed_at, len(t.members)) == ("open", 0, 4)
+    assert ap.bound(rh(5)) is None
+    assert ap.counters() == {"tubes_opened": 1, "bound": 4, "tubes_closed": 0, "undone": 1}
+    (entry,) = ap.journal()[nj:]
+    assert (entry["k"], entry["r"].encode("latin-1"), entry["x"]) == ("undo", rh(5), "4")
+    # the undone resident may be scanned again, here or elsewhere
+    ok(ap.one(Op(s(), "scan", 1, rh(5))), 5, closed=1)
+    # undo a tube closed by hand, then undo down to empty
+    ok(ap.one(Op(s(), "open", 2, cap=10)))
+    ok(ap.one(Op(s(), "scan", 2, rh(7))), 1)
+    ok(ap.one(Op(s(), "close", 2)), 1, closed=1)
+    ok(ap.one(Op(s(), "undo", 2, rh(7))), 0)
+    assert ap.tube(2).state == "open"
+    assert ap.one(Op(s(), "undo", 2, rh(7))).status == "tube_empty"
+
+
+def test_undo_resample_binding(ap: Apply, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1)
+    ok(ap.one(Op(s(), "open", 2, cap=1, purpose=1)))
+    ok(ap.one(Op(s(), "scan", 2, rh(1))), 1, closed=1)
+    ok(ap.one(Op(s(), "undo", 2, rh(1))), 0)
+    assert ap.bound(rh(1)) == b"1"
+    assert ap.bound(rh(1), resample=True) is None
+    assert ap.counters()["resampled"] == 0
+    assert ap.counters()["bound"] == 1
+
+
+def test_boxed_tube_refuses_every_kind(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1)
+    ok(ap.one(Op(s(), "close", 1)), 1, closed=1)
+    r.setrange(keys.tube(R, tc(1)), 1, b"\x02")
+    assert ap.tube(1).state == "boxed"
+    rec = r.get(keys.tube(R, tc(1)))
+    for op in (Op(s(), "undo", 1, rh(1)), Op(s(), "scan", 1, rh(2)), Op(s(), "close", 1)):
+        refused(ap.one(op), "tube_boxed")
+    assert r.get(keys.tube(R, tc(1))) == rec
+    assert ap.bound(rh(1)) == b"1"
+    assert ap.counters()["refused:tube_boxed"] == 3
+
+
+# -- close -----------------------------------------------------------------------
+
+
+def test_close(ap: Apply, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=10)))
+    assert ap.one(Op(s(), "close", 1)) == Res("tube_empty", 0, 0, 0)
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1)
+    ok(ap.one(Op(s(), "scan", 1, rh(2))), 2)
+    nj = len(ap.journal())
+    ok(ap.one(Op(s(), "close", 1)), 2, closed=1)
+    t = ap.tube(1)
+    assert t.state == "closed"
+    assert t.closed_at > 0
+    (entry,) = ap.journal()[nj:]
+    assert (entry["k"], entry["x"]) == ("close", "2:hand")
+    assert ap.one(Op(s(), "close", 1)) == Res("tube_closed", 2, 1, 0)
+    assert ap.one(Op(s(), "close", 9)).status == "tube_not_found"
+    assert ap.counters()["tubes_closed"] == 1
+
+
+# -- the op record: replay, reuse, conflicts, range ----------------------------------
+
+
+def _busy_round(ap: Apply, s: Seq) -> list[Op]:
+    ops = [
+        Op(s(), "open", 1, cap=5),
+        Op(s(), "scan", 1, rh(1)),
+        Op(s(), "scan", 1, rh(1)),  # refused: already sampled
+        Op(s(), "scan", 9, rh(2)),  # refused: no tube
+        Op(s(), "open", 2, cap=1),
+        Op(s(), "scan", 2, rh(3)),  # ok, closes
+        Op(s(), "undo", 1, rh(1)),
+        Op(s(), "close", 1),  # refused: empty
+    ]
+    ap(ops)
+    return ops
+
+
+def test_replay_answers_the_same_and_changes_nothing(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    ops = _busy_round(ap, s)
+    first = [ap.one(o) for o in ops]  # every one is a replay already
+    assert all(x.replayed == 1 for x in first)
+    before = snapshot(r)
+    again = ap(ops)
+    assert snapshot(r) == before
+    assert again == first
+    assert [(x.status, x.count, x.closed) for x in again] == [
+        ("ok", 0, 0),
+        ("ok", 1, 0),
+        ("resident_already_sampled", 1, 0),
+        ("tube_not_found", 0, 0),
+        ("ok", 0, 0),
+        ("ok", 1, 1),
+        ("ok", 0, 0),
+        ("tube_empty", 0, 0),
+    ]
+
+
+def test_replay_answers_from_record_not_state(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    scan = Op(s(), "scan", 1, rh(1))
+    ok(ap.one(scan), 1)
+    ok(ap.one(Op(s(), "undo", 1, rh(1))), 0)
+    before = snapshot(r)
+    assert ap.one(scan) == Res("ok", 1, 0, 1)
+    assert snapshot(r) == before
+    assert ap.tube(1).members == []
+
+
+def test_operation_reused_changes_nothing(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    ops = _busy_round(ap, s)
+    before = snapshot(r)
+    for o in ops:
+        changed = Op(o.seq, o.kind, o.tube, o.res, o.cap, o.claim, o.purpose, salt=b"x")
+        assert ap.one(changed) == Res("operation_reused", 0, 0, 0)
+    moved = Op(ops[1].seq, "scan", 2, rh(4))  # same op id, another tube and resident
+    assert ap.one(moved).status == "operation_reused"
+    assert snapshot(r) == before
+
+
+def test_seq_conflict_changes_nothing(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    ops = _busy_round(ap, s)
+    before = snapshot(r)
+    for o in ops:
+        other = Op(o.seq, o.kind, o.tube, o.res, o.cap, o.claim, o.purpose, op_id="other")
+        assert ap.one(other) == Res("seq_conflict", 0, 0, 0)
+    assert snapshot(r) == before
+
+
+@pytest.mark.parametrize(
+    ("seq", "ahead", "seq_max"),
+    [
+        (0, SEQ_AHEAD, SEQ_MAX),
+        (-1, SEQ_AHEAD, SEQ_MAX),
+        (8 + 101, 100, SEQ_MAX),  # past the highest (8) + ahead
+        (SEQ_MAX + 1, 10 * SEQ_MAX, SEQ_MAX),
+    ],
+)
+def test_seq_out_of_range_changes_nothing(
+    ap: Apply, r: redis.Redis, s: Seq, seq: int, ahead: int, seq_max: int
+) -> None:
+    _busy_round(ap, s)
+    before = snapshot(r)
+    res = ap.one(Op(seq, "open", 50, cap=5), ahead=ahead, seq_max=seq_max)
+    assert res == Res("seq_out_of_range", 0, 0, 0)
+    assert snapshot(r) == before
+
+
+def test_seq_ahead_is_measured_from_the_highest(ap: Apply, s: Seq) -> None:
+    ok(ap.one(Op(1, "open", 1, cap=5), ahead=3))
+    ok(ap.one(Op(4, "scan", 1, rh(1)), ahead=3), 1)
+    assert ap.one(Op(8, "scan", 1, rh(2)), ahead=3).status == "seq_out_of_range"
+    ok(ap.one(Op(7, "scan", 1, rh(2)), ahead=3), 2)
+    # a gap below the highest may be filled later
+    ok(ap.one(Op(2, "scan", 1, rh(3)), ahead=3), 3)
+    # in one call, the highest moves with each op
+    res = ap([Op(10, "scan", 1, rh(4)), Op(13, "scan", 1, rh(5))], ahead=3)
+    assert [x.status for x in res] == ["ok", "ok"]
+
+
+def test_refusals_are_recorded(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    ops = _busy_round(ap, s)
+    assert ap.counters() == {
+        "tubes_opened": 2,
+        "bound": 1,
+        "refused:resident_already_sampled": 1,
+        "refused:tube_not_found": 1,
+        "tubes_closed": 1,
+        "undone": 1,
+        "refused:tube_empty": 1,
+    }
+    expected = [
+        ("ok", 0, 0),
+        ("ok", 1, 0),
+        ("resident_already_sampled", 1, 0),
+        ("tube_not_found", 0, 0),
+        ("ok", 0, 0),
+        ("ok", 1, 1),
+        ("ok", 0, 0),
+        ("tube_empty", 0, 0),
+    ]
+    assert r.strlen(keys.oplog(R, "d1")) == 8 * len(ops)
+    for o, (status, aux, closed) in zip(ops, expected, strict=True):
+        rec = ap.record(o.seq)
+        assert rec[:6] == o.fp()
+        assert STATUS[rec[6] - 1] == status
+        assert rec[7] == aux + 128 * closed
+
+
+def test_gaps_stay_zero_in_the_op_log(ap: Apply, r: redis.Redis) -> None:
+    ok(ap.one(Op(1, "open", 1, cap=5)))
+    ok(ap.one(Op(4, "scan", 1, rh(1))), 1)
+    raw = r.get(keys.oplog(R, "d1"))
+    assert raw is not None
+    assert len(raw) == 32
+    assert raw[8:24] == b"\0" * 16
+
+
+def test_one_journal_entry_per_accepted_change(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    ops = [
+        Op(s(), "open", 1, cap=5),
+        *[Op(s(), "scan", 1, rh(i)) for i in range(1, 6)],  # last auto-closes: 2 entries
+        Op(s(), "scan", 1, rh(6)),  # closed
+        Op(s(), "undo", 1, rh(5)),
+        Op(s(), "undo", 1, rh(1)),  # not last
+        Op(s(), "close", 1),
+        Op(s(), "close", 1),  # closed
+        Op(s(), "open", 1, cap=5),  # used
+        Op(s(), "scan", 1, rh(1)),  # closed / already
+        Op(s(), "open", 2, cap=1),
+        Op(s(), "scan", 2, rh(6)),  # auto-closes: 2 entries
+    ]
+    res = ap(ops)
+    accepted = sum(x.status == "ok" for x in res)
+    autoclosed = sum(
+        x.status == "ok" and o.kind == "scan" and x.closed for o, x in zip(ops, res, strict=True)
+    )
+    assert autoclosed == 2
+    entries = ap.journal()
+    assert len(entries) == accepted + autoclosed
+    # each accepted op has its entry, in order, naming its seq
+    assert [int(e["seq"]) for e in entries if e["k"] != "close" or e["x"].endswith("hand")] == [
+        o.seq for o, x in zip(ops, res, strict=True) if x.status == "ok"
+    ]
+    ap(ops)  # all replays
+    assert len(ap.journal()) == len(entries)
+
+
+def test_unknown_kind_is_an_error_reply(ap: Apply, r: redis.Redis) -> None:
+    ok(ap.one(Op(1, "open", 1, cap=5)))
+    before = snapshot(r)
+    with pytest.raises(redis.ResponseError):
+        ap.one(Op(2, "frobnicate", 1))
+    assert snapshot(r) == before
+
+
+def test_tube_record_layout(ap: Apply, r: redis.Redis) -> None:
+    ok(ap.one(Op(1, "open", 1, cap=5), site="S12", device="dev-7"))
+    ok(ap.one(Op(1, "scan", 1, rh(1)), site="S12", device="dev-8"), 1)
+    raw = r.get(keys.tube(R, tc(1)))
+    assert raw is not None
+    hl = raw[0]
+    assert raw[12:hl] == b"S12\0dev-7"
+    assert len(raw) == hl + 12
+    assert raw[hl : hl + 8] == rh(1)
+    (when,) = struct.unpack(">I", raw[hl + 8 :])
+    assert when >= ap.tube(1).opened_at
+
+
+# -- claim.lua -------------------------------------------------------------------
+
+
+def test_claim(ap: Apply, r: redis.Redis) -> None:
+    key = keys.tube_claim(tc(1))
+    assert ap.claim(keys=[key], args=[tc(1), "r1"]) == 1
+    assert r.hgetall(key) == {tc(1).encode(): b"r1"}
+    assert ap.claim(keys=[key], args=[tc(1), "r1"]) == 1  # its own round again
+    before = snapshot(r)
+    assert ap.claim(keys=[key], args=[tc(1), "r2"]) == 0
+    assert snapshot(r) == before
+    # a neighbour tube in the same claim hash is independent
+    assert keys.tube_claim(tc(1001)) == key
+    assert ap.claim(keys=[key], args=[tc(1001), "r2"]) == 1
+    assert r.hgetall(key) == {tc(1).encode(): b"r1", tc(1001).encode(): b"r2"}
