@@ -1,0 +1,1 @@
+"""Locust load test of a whole round."""

@@ -1,0 +1,1 @@
+"""The demo: a synthetic district sampled through the real API."""
