@@ -1,0 +1,117 @@
+"""Lazy loaders for the archived round and the register.
+
+Each loader returns a ``LazyFrame`` with a fixed schema: a file that is absent
+(a round not yet boxed, no intake yet) is an empty frame of that schema, and
+every time column is normalised to Int64 Unix milliseconds whatever the
+archiver wrote (Int64 ms, float seconds or a Datetime).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import polars as pl
+
+from sampling.lab.archive import RESULTS_FILE, RESULTS_SCHEMA
+from sampling.lab.register import REGISTER_FILE
+from sampling.lab.register import SCHEMA as REGISTER_SCHEMA
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+S, I64 = pl.String, pl.Int64
+SCHEMAS: Final[dict[str, pl.Schema]] = {
+    "bindings": pl.Schema({"rhash": S, "tube": S, "site": S, "device": S, "scanned_at": I64,
+                           "purpose": S}),
+    "tubes": pl.Schema({"tube": S, "site": S, "device": S, "capacity": I64, "purpose": S,
+                        "opened_at": I64, "closed_at": I64, "count": I64}),
+    "boxes": pl.Schema({"box": S, "site": S, "lab": S, "sealed_at": I64, "sealed_by": S,
+                        "picked_up_at": I64, "courier": S, "received_at": I64,
+                        "received_by": S, "intake_closed_at": I64, "tubes": I64,
+                        "samples": I64}),
+    "box_tubes": pl.Schema({"box": S, "tube": S}),
+    "intake": pl.Schema({"box": S, "tube": S, "status": S, "residents": I64}),
+    "sites": pl.Schema({"site": S, "street": S, "community": S, "grid": S}),
+    "results": RESULTS_SCHEMA,
+}  # fmt: skip
+TIME_COLUMNS: Final = frozenset(
+    {"scanned_at", "opened_at", "closed_at", "sealed_at", "picked_up_at", "received_at",
+     "intake_closed_at", "tested_at"}
+)  # fmt: skip
+
+
+def _as_ms(name: str, dtype: pl.DataType) -> pl.Expr:
+    col = pl.col(name)
+    if isinstance(dtype, pl.Datetime):
+        return col.dt.epoch("ms").alias(name)
+    if dtype.is_float():
+        # Float times are Unix seconds (the binding core's clock is seconds).
+        return (col * 1000).round().cast(pl.Int64).alias(name)
+    if dtype.is_integer():
+        # An integer below 10^11 is seconds (that is before 1973 in ms).
+        return pl.when(col < 100_000_000_000).then(col * 1000).otherwise(col).cast(pl.Int64)
+    return col.cast(pl.Int64, strict=False).alias(name)
+
+
+def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
+    """``frame`` with exactly ``schema``'s columns: missing ones null, times in ms."""
+    have = frame.collect_schema()
+    exprs: list[pl.Expr] = []
+    for name, dtype in schema.items():
+        if name not in have:
+            exprs.append(pl.lit(None, dtype).alias(name))
+        elif name in TIME_COLUMNS:
+            exprs.append(_as_ms(name, have[name]).alias(name))
+        else:
+            exprs.append(pl.col(name).cast(dtype, strict=False).alias(name))
+    return frame.select(exprs)
+
+
+def scan(path: Path, schema: pl.Schema) -> pl.LazyFrame:
+    if not path.exists():
+        return pl.LazyFrame(schema=schema)
+    return conform(pl.scan_parquet(path), schema)
+
+
+@dataclass(frozen=True)
+class Round:
+    """The archived Parquet of one round, as lazy frames."""
+
+    round_id: str
+    bindings: pl.LazyFrame
+    tubes: pl.LazyFrame
+    boxes: pl.LazyFrame
+    box_tubes: pl.LazyFrame
+    intake: pl.LazyFrame
+    results: pl.LazyFrame
+    sites: pl.LazyFrame
+
+
+def archive_dir(data_dir: Path, round_id: str) -> Path:
+    return data_dir / "archive" / round_id
+
+
+def scan_round(data_dir: Path, round_id: str) -> Round:
+    base = archive_dir(data_dir, round_id)
+    frames = {
+        name: scan(base / f"{name}.parquet", schema)
+        for name, schema in SCHEMAS.items()
+        if name != "results"
+    }
+    return Round(round_id=round_id, results=scan(base / RESULTS_FILE, RESULTS_SCHEMA), **frames)
+
+
+def register_path(data_dir: Path) -> Path:
+    return data_dir / "register" / REGISTER_FILE
+
+
+def scan_register(data_dir: Path) -> pl.LazyFrame:
+    return scan(register_path(data_dir), REGISTER_SCHEMA)
+
+
+def archived_rounds(data_dir: Path) -> list[str]:
+    base = data_dir / "archive"
+    if not base.is_dir():
+        return []
+    return sorted(p.name for p in base.iterdir() if (p / "bindings.parquet").exists())
