@@ -46,7 +46,7 @@ async def _read(upload: UploadFile, name: str) -> images.Gray:
 
 class ScanController(Controller):
     path = "/v1"
-    tags = ["scan"]  # noqa: RUF012 - Litestar reads it as a class attribute
+    tags = ["scan"]
 
     @post("/decode", operation_id="decodeImage", opt=_ROLES, status_code=200,
           request_max_body_size=MAX_BODY)

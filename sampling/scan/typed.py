@@ -45,10 +45,13 @@ def _refusal(code: str) -> str:
     if any(c not in _ALLOWED for c in code):
         return "bad_characters"
     first = code[0]
-    if first in _LENGTHS:
-        expected = _LENGTHS[first][0]
-    elif first.isdigit():
+    if first.isdigit():
+        # A citizen ID: digits, with X allowed only as the check character.
+        if not code[:-1].isdigit() or code[-1] not in "0123456789X":
+            return "bad_characters"
         expected = codes.RESIDENT_LEN
+    elif first in _LENGTHS:
+        expected = _LENGTHS[first][0]
     else:
         return "unknown_prefix"
     if len(code) != expected:
@@ -57,6 +60,24 @@ def _refusal(code: str) -> str:
         # Right prefix and length, but a letter where only digits may stand.
         return "bad_characters"
     return "check_failed"
+
+
+def candidates(code: str) -> tuple[str, ...]:
+    """Valid codes one wrong character or one neighbour swap away from ``code``.
+
+    :func:`sampling.codes.typo_candidates` keeps the shape of the code, so it
+    has nothing to offer when the slip itself broke the shape (a swap that
+    moved the prefix letter or the citizen ID's ``X`` inward); only then are
+    all characters tried at every position.
+    """
+    found = codes.typo_candidates(code)
+    if found or codes.classify(code) is not codes.CodeKind.UNKNOWN:
+        return tuple(found)
+    if len(code) not in (codes.RESIDENT_LEN, codes.TUBE_LEN, codes.BOX_LEN):
+        return ()
+    near = {code[:i] + c + code[i + 1 :] for i in range(len(code)) for c in _ALLOWED}
+    near |= {code[:i] + code[i + 1] + code[i] + code[i + 2 :] for i in range(len(code) - 1)}
+    return tuple(sorted(c for c in near if c != code and codes.is_valid(c)))
 
 
 def check(text: str) -> TypedCheck:
@@ -69,5 +90,5 @@ def check(text: str) -> TypedCheck:
         accepted=False,
         kind=_intended_kind(code),
         reason=_refusal(code),
-        candidates=tuple(codes.typo_candidates(code)),
+        candidates=candidates(code),
     )
