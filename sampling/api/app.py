@@ -13,6 +13,7 @@ from sampling.api.health import health, ready
 from sampling.api.problems import HANDLERS
 from sampling.api.services import Services
 from sampling.binding.routes import BindingController
+from sampling.boxing.routes import BoxingController
 from sampling.settings import Settings
 
 
@@ -28,7 +29,14 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             await services.close()
 
     return Litestar(
-        route_handlers=[health, ready, AdminController, BindingController, *(extra_routes or [])],
+        route_handlers=[
+            health,
+            ready,
+            AdminController,
+            BindingController,
+            BoxingController,
+            *(extra_routes or []),
+        ],
         on_startup=[startup],
         on_shutdown=[shutdown],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]

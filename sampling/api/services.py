@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from sampling.auth.devices import Devices, RevokedFanout
 from sampling.binding.rounds import Rounds, Sites
 from sampling.binding.service import Binder
+from sampling.boxing.config import BoxingConfig
+from sampling.boxing.service import Boxer
 from sampling.privacy import ResidentHasher
 from sampling.store.client import from_settings
 
@@ -25,6 +27,7 @@ class Services:
     rounds: Rounds
     sites: Sites
     binder: Binder
+    boxer: Boxer
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -45,6 +48,9 @@ class Services:
                 sites,
                 max_batch=settings.max_batch,
                 waitaof=settings.durability == "waitaof",
+            ),
+            boxer=Boxer(
+                redis, BoxingConfig.from_env(), waitaof=settings.durability == "waitaof"
             ),
         )
 
