@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -20,6 +19,8 @@ from sampling import codes
 from sampling.scan import engines, pipeline, synth
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy.typing as npt
 
     Gray = npt.NDArray[np.uint8]
@@ -85,7 +86,7 @@ def run(
     budget_ms: float = pipeline.DEFAULT_BUDGET_MS,
     progress: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """One row per photo: condition, kind, and per method whether it decoded and how long it took."""
+    """One row per photo: its condition and kind; per method, decoded or not, and ms."""
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     for i in range(count):

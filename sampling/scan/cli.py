@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import msgspec
 
 from sampling.scan import bench, frames, images, pipeline
 from sampling.scan.errors import ImageTooLarge, NotAnImage, TooManyFrames
-from sampling.scan.models import DecodeResult
+
+if TYPE_CHECKING:
+    from sampling.scan.models import DecodeResult
 
 _encoder = msgspec.json.Encoder()
 

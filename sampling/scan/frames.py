@@ -17,10 +17,10 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Final
 
-import cv2
 import numpy as np
 
 from sampling.scan import pipeline
+from sampling.scan._cv import cv2
 from sampling.scan.errors import NoImage, TooManyFrames
 from sampling.scan.models import DecodedCode, DecodeResult
 
@@ -46,8 +46,8 @@ def _homography(ref_small: Gray, img_small: Gray) -> npt.NDArray[np.float64] | N
     matches = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True).match(d2, d1)
     if len(matches) < _MIN_INLIERS:
         return None
-    src = np.float32([k2[m.queryIdx].pt for m in matches])
-    dst = np.float32([k1[m.trainIdx].pt for m in matches])
+    src = np.array([k2[m.queryIdx].pt for m in matches], np.float32)
+    dst = np.array([k1[m.trainIdx].pt for m in matches], np.float32)
     hom, inliers = cv2.findHomography(src, dst, cv2.RANSAC, 3.0)
     if hom is None or inliers is None or int(inliers.sum()) < _MIN_INLIERS:
         return None

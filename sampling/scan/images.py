@@ -10,10 +10,10 @@ import io
 import warnings
 from typing import TYPE_CHECKING, Final
 
-import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from sampling.scan._cv import cv2
 from sampling.scan.errors import ImageTooLarge, NotAnImage
 
 if TYPE_CHECKING:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
+
+from sampling.scan._cv import cv2
 
 if TYPE_CHECKING:
     import numpy.typing as npt

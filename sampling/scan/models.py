@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import msgspec
-
 from sampling.codes import CodeKind
+from sampling.schema import Base, Code
 
 
-class Base(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Every scan type: immutable, keyword-built, strict on unknown fields."""
-
-
-class DecodedCode(Base):
+class DecodedCode(Base, frozen=True):
     """One code read from an image; ``valid`` only when its check character agrees."""
 
     text: str
@@ -20,7 +15,7 @@ class DecodedCode(Base):
     valid: bool
 
 
-class DecodeResult(Base):
+class DecodeResult(Base, frozen=True):
     """The codes read from one image (or one label shot in several frames).
 
     ``codes`` lists valid codes first. ``frames_used`` holds the indices of the
@@ -35,7 +30,7 @@ class DecodeResult(Base):
     preparation: str | None = None
 
 
-class TypedCheck(Base):
+class TypedCheck(Base, frozen=True):
     """A hand-typed code, accepted or refused with a reason and likely corrections."""
 
     code: str
@@ -45,5 +40,5 @@ class TypedCheck(Base):
     candidates: tuple[str, ...] = ()
 
 
-class CodeCheckRequest(Base):
-    code: str
+class CodeCheckRequest(Base, frozen=True):
+    code: Code

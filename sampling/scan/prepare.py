@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
+
+from sampling.scan._cv import cv2
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -77,7 +78,7 @@ def stretch(img: Gray, module_frac: float = 0.04, floor: float = 6.0) -> Gray:
     hi, lo = _envelopes(img, module_frac)
     span = np.maximum(hi - lo, floor)
     out = (img.astype(np.float32) - lo) * (255.0 / span)
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return np.asarray(np.clip(out, 0, 255), dtype=np.uint8)
 
 
 def clahe(img: Gray, clip: float = 3.0, tiles: int = 8) -> Gray:

@@ -13,7 +13,7 @@ from typing import Annotated, Final
 
 import anyio.to_thread
 from litestar import Controller, post
-from litestar.datastructures import UploadFile
+from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar resolves it at runtime
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 

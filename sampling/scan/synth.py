@@ -19,11 +19,11 @@ import math
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 import barcode
-import cv2
 import numpy as np
 import segno
 
 from sampling import codes
+from sampling.scan._cv import cv2
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -80,7 +80,7 @@ def qr_modules(text: str, error: str = "m") -> npt.NDArray[np.bool_]:
 def code128_modules(text: str) -> npt.NDArray[np.bool_]:
     """The Code 128 bar pattern as one row of modules, True for a bar."""
     pattern = barcode.get_barcode_class("code128")(text, writer=None).build()[0]
-    return np.frombuffer(pattern.encode(), dtype=np.uint8) == ord("1")
+    return np.asarray(np.frombuffer(pattern.encode(), dtype=np.uint8) == ord("1"), dtype=bool)
 
 
 def render_qr(text: str, module_px: int = 8, quiet: int = 4, error: str = "m") -> Gray:
@@ -129,8 +129,8 @@ def _label(text: str, kind: codes.CodeKind, rng: np.random.Generator) -> tuple[F
         bezel = int(rng.integers(10, 40))
         label = np.pad(screen, bezel, constant_values=rng.uniform(0.02, 0.15))
         oy, ox = oy + bezel, ox + bezel
-        corners = np.float32([[ox + quiet, oy + quiet], [ox + w - quiet, oy + quiet],
-                              [ox + w - quiet, oy + h - quiet], [ox + quiet, oy + h - quiet]])
+        x0, y0, x1, y1 = ox + quiet, oy + quiet, ox + w - quiet, oy + h - quiet
+        corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float32)
         return label, corners
     row = np.pad(code128_modules(text), 12)
     px = 6
@@ -142,12 +142,12 @@ def _label(text: str, kind: codes.CodeKind, rng: np.random.Generator) -> tuple[F
     oy, ox = int(rng.integers(5, lh - h - 30)), (lw - w) // 2
     label[oy : oy + h, ox : ox + w] = np.where(bars, rng.uniform(0.0, 0.15), label[0, 0])
     # Human-readable line under the bars, as printed on tube and box labels.
-    ink = np.zeros((lh, lw), np.uint8)
-    cv2.putText(ink, text, (ox + 12 * px, min(lh - 5, oy + h + 28)), cv2.FONT_HERSHEY_SIMPLEX,
+    text_ink = np.zeros((lh, lw), np.uint8)
+    cv2.putText(text_ink, text, (ox + 12 * px, min(lh - 5, oy + h + 28)), cv2.FONT_HERSHEY_SIMPLEX,
                 1.0, 255, 2, cv2.LINE_AA)
-    label -= ink.astype(np.float32) / 255 * (label - 0.1)
-    corners = np.float32([[ox + 12 * px, oy], [ox + w - 12 * px, oy],
-                          [ox + w - 12 * px, oy + h], [ox + 12 * px, oy + h]])
+    label -= text_ink.astype(np.float32) / 255 * (label - 0.1)
+    x0, x1 = ox + 12 * px, ox + w - 12 * px
+    corners = np.array([[x0, oy], [x1, oy], [x1, oy + h], [x0, oy + h]], np.float32)
     return label, corners
 
 
@@ -179,7 +179,7 @@ def _background(h: int, w: int, rng: np.random.Generator) -> Float:
         else:
             cv2.rectangle(bg, p1, p2, val, -1 if rng.random() < 0.5 else 2)
     texture = cv2.GaussianBlur(rng.normal(0, 0.05, (h, w)).astype(np.float32), (0, 0), 1.5)
-    return np.clip(bg + texture, 0, 1)
+    return np.asarray(np.clip(bg + texture, 0, 1), dtype=np.float32)
 
 
 def _placement(
@@ -201,18 +201,18 @@ def _placement(
     scale = target / code_w
     # Keep the whole label on the photo as far as the scale allows.
     scale = min(scale, 0.95 * min(h, w) / max(lh, lw) * 1.4)
-    src = np.float32([[0, 0], [lw, 0], [lw, lh], [0, lh]])
+    src = np.array([[0, 0], [lw, 0], [lw, lh], [0, lh]], np.float32)
     c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
     rot = np.array([[c, -s], [s, c]])
-    centred = (src - np.float32([lw / 2, lh / 2])) * scale
+    centred = (src - np.array([lw / 2, lh / 2], np.float32)) * scale
     dst = centred @ rot.T
     jitter = rng.uniform(-perspective, perspective, dst.shape) * scale * max(lw, lh)
     dst = dst + jitter
     # Centre the *code* roughly in frame, as a sampler aims at it.
-    code_c = (code_corners.mean(axis=0) - np.float32([lw / 2, lh / 2])) * scale @ rot.T
+    code_c = (code_corners.mean(axis=0) - np.array([lw / 2, lh / 2], np.float32)) * scale @ rot.T
     centre = np.array([w / 2, h / 2]) + rng.uniform(-0.12, 0.12, 2) * np.array([w, h])
     dst = dst - code_c + centre
-    return cv2.getPerspectiveTransform(src, dst.astype(np.float32)).astype(np.float64)
+    return np.asarray(cv2.getPerspectiveTransform(src, dst.astype(np.float32)), dtype=np.float64)
 
 
 def _glare(
@@ -255,7 +255,7 @@ def _glare(
         ramp = 1.0 + ((xx / hw - 0.5) * gx + (yy / hh - 0.5) * gy)
         glare += float(rng.uniform(*veil)) * np.clip(ramp, 0.2, 1.8)
     full = cv2.resize(glare, (w, h), interpolation=cv2.INTER_LINEAR)
-    return (full * surface).astype(np.float32)
+    return np.asarray(full * surface, dtype=np.float32)
 
 
 def _uneven(h: int, w: int, rng: np.random.Generator) -> Float:
@@ -272,7 +272,7 @@ def _uneven(h: int, w: int, rng: np.random.Generator) -> Float:
         cv2.fillPoly(mask, [pts.astype(np.int32)], 1.0)
         mask = cv2.GaussianBlur(mask, (0, 0), rng.uniform(2, 15))
         light *= 1.0 - mask * rng.uniform(0.4, 0.8)
-    return np.clip(light, 0.08, 1.5).astype(np.float32)
+    return np.asarray(np.clip(light, 0.08, 1.5), dtype=np.float32)
 
 
 def _motion_kernel(length: int, angle: float) -> Float:
@@ -280,14 +280,14 @@ def _motion_kernel(length: int, angle: float) -> Float:
     k[length // 2, :] = 1.0
     rot = cv2.getRotationMatrix2D((length / 2 - 0.5, length / 2 - 0.5), angle, 1.0)
     k = cv2.warpAffine(k, rot, (length, length))
-    return (k / max(float(k.sum()), 1e-6)).astype(np.float32)
+    return np.asarray(k / max(float(k.sum()), 1e-6), dtype=np.float32)
 
 
 def _disk_kernel(radius: float) -> Float:
     n = math.ceil(radius) * 2 + 1
     yy, xx = np.mgrid[0:n, 0:n] - n // 2
     k = (xx * xx + yy * yy <= radius * radius).astype(np.float32)
-    return (k / float(k.sum())).astype(np.float32)
+    return np.asarray(k / float(k.sum()), dtype=np.float32)
 
 
 class _Scene(NamedTuple):
