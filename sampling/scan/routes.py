@@ -9,13 +9,12 @@ and must not stall the event loop that serves the scanners.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Final
+from typing import Final
 
 import anyio.to_thread
 from litestar import Controller, post
 from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar resolves it at runtime
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import JSONBody, MultipartBody
 
 from sampling.scan import frames, images, pipeline, typed
 from sampling.scan.errors import ImageTooLarge, NoImage, TooManyFrames
@@ -51,7 +50,7 @@ class ScanController(Controller):
     @post("/decode", operation_id="decodeImage", opt=_ROLES, status_code=200,
           request_max_body_size=MAX_BODY)
     async def decode(
-        self, data: Annotated[DecodeForm, Body(media_type=RequestEncodingType.MULTI_PART)]
+        self, data: MultipartBody[DecodeForm]
     ) -> DecodeResult:
         """Read the codes in a photo, or in several frames of one label."""
         uploads = [data.image] if data.image is not None else []
@@ -69,6 +68,6 @@ class ScanController(Controller):
         return await anyio.to_thread.run_sync(frames.decode_frames, pixels)
 
     @post("/codes/check", operation_id="checkTypedCode", opt=_ROLES, status_code=200)
-    async def check_code(self, data: CodeCheckRequest) -> TypedCheck:
+    async def check_code(self, data: JSONBody[CodeCheckRequest]) -> TypedCheck:
         """Accept a hand-typed code, or refuse it with the reason and likely corrections."""
         return typed.check(data.code)
