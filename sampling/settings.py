@@ -51,6 +51,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_timeout: float = 2.0
     #: Largest request body, bytes (images have their own limit).
     max_body: int = 2_000_000
+    #: Requests one API worker may have in flight; past it, an immediate 503
+    #: ``overloaded`` with Retry-After instead of a queue that times out.
+    max_inflight: int = 256
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +102,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             device_rate=float(number("DEVICE_RATE", 50.0, float)),
             redis_timeout=float(number("REDIS_TIMEOUT", 2.0, float)),
             max_body=int(number("MAX_BODY", 2_000_000, int)),
+            max_inflight=int(number("MAX_INFLIGHT", 256, int)),
         )
 
     def secret(self) -> bytes:

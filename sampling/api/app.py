@@ -10,6 +10,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from sampling.api.admin import AdminController
 from sampling.api.health import health, ready
+from sampling.api.limits import DeviceLimiter, Gate, admission
 from sampling.api.problems import HANDLERS
 from sampling.api.services import Services
 from sampling.binding.routes import BindingController
@@ -19,9 +20,12 @@ from sampling.settings import Settings
 
 def create_app(settings: Settings | None = None, extra_routes: list[Any] | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    gate = Gate(settings.max_inflight)
 
     async def startup(app: Litestar) -> None:
         app.state.services = Services.build(settings)
+        app.state.limiter = DeviceLimiter(settings.device_rate)
+        app.state.gate = gate
 
     async def shutdown(app: Litestar) -> None:
         services = getattr(app.state, "services", None)
@@ -40,6 +44,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
         on_startup=[startup],
         on_shutdown=[shutdown],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        middleware=[admission(gate)],
         request_max_body_size=settings.max_body,
         openapi_config=OpenAPIConfig(
             title="sampling",

@@ -56,7 +56,8 @@ def problem(
 
 
 def _sampling(_: Request[Any, Any, Any], exc: SamplingError) -> Response[dict[str, Any]]:
-    headers = {"Retry-After": RETRY_AFTER} if exc.status in (429, 503) else None
+    retry = str(exc.detail.get("retry_after", RETRY_AFTER))
+    headers = {"Retry-After": retry} if exc.status in (429, 503) else None
     extra = {k: v for k, v in exc.detail.items() if k not in ("type", "title", "status", "code")}
     return problem(exc.status, exc.code, exc.message, headers, **extra)
 
