@@ -15,6 +15,8 @@ Condition = Literal["ok", "damaged", "leaking"]
 Where = Literal["manifest", "other_box", "unboxed", "unbound"]
 Count = Annotated[int, Meta(ge=0, le=100_000)]
 Reason = Annotated[str, Meta(min_length=1, max_length=200)]
+#: A lab id, or empty for "not named here".
+Lab = Annotated[str, Meta(pattern=r"^([A-Za-z0-9][A-Za-z0-9_-]{0,39})?$")]
 
 
 class OpenBox(Base):
@@ -22,7 +24,7 @@ class OpenBox(Base):
     seq: Seq
     box: Code
     #: The lab the box goes to; may also be given at sealing or handover.
-    lab: Ident | Literal[""] = ""
+    lab: Lab = ""
 
 
 class BoxTube(Base):
@@ -44,7 +46,7 @@ class SealBox(Base):
     seq: Seq
     tubes: Count
     samples: Count
-    lab: Ident | Literal[""] = ""
+    lab: Lab = ""
 
 
 class Handover(Base):
@@ -52,7 +54,7 @@ class Handover(Base):
     seq: Seq
     #: The courier's device id (the sealer scans the courier's badge).
     courier: Ident
-    lab: Ident | Literal[""] = ""
+    lab: Lab = ""
 
 
 class Pickup(Base):

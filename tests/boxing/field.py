@@ -12,6 +12,8 @@ PROBLEM = "application/problem+json"
 _tube_numbers = itertools.count(5_000)
 _box_numbers = itertools.count(1)
 _residents = itertools.count(1)
+#: A valid tube code no test ever opens.
+NEVER_BOUND = tube(99_999)
 
 
 def new_box() -> str:
@@ -67,7 +69,7 @@ class Field:
         return code
 
     def send(self, token: str, path: str, body: dict[str, Any], op: str | None = None) -> Any:
-        seq = body.pop("seq", None) or self.seq(token)
+        seq = body.pop("seq") if "seq" in body else self.seq(token)
         payload = {"op": op or f"op-{seq}", "seq": seq, **body}
         return self.api.post(f"/v1/rounds/{self.round}{path}", token, payload)
 
@@ -85,7 +87,9 @@ class Field:
         body = {"tubes": tubes, "samples": samples, **kw}
         return self.send(token or self.sealer, f"/boxes/{box}/seal", body)
 
-    def handover(self, box: str, courier: str = "courier1", token: str | None = None, **kw: Any) -> Any:
+    def handover(
+        self, box: str, courier: str = "courier1", token: str | None = None, **kw: Any
+    ) -> Any:
         return self.send(token or self.sealer, f"/boxes/{box}/handover", {"courier": courier, **kw})
 
     def pickup(self, box: str, token: str | None = None, **kw: Any) -> Any:
@@ -94,7 +98,9 @@ class Field:
     def receive(self, box: str, token: str | None = None, **kw: Any) -> Any:
         return self.send(token or self.lab, f"/boxes/{box}/receive", dict(kw))
 
-    def intake(self, box: str, tube_code: str, condition: str = "ok", token: str | None = None, **kw: Any) -> Any:
+    def intake(
+        self, box: str, tube_code: str, condition: str = "ok", token: str | None = None, **kw: Any
+    ) -> Any:
         body = {"tube": tube_code, "condition": condition, **kw}
         return self.send(token or self.lab, f"/boxes/{box}/intake", body)
 
