@@ -24,8 +24,7 @@ class ResidentHasher:
         self._key = secret
 
     def digest(self, code: str) -> bytes:
-        mac = hmac.new(self._key, normalize(code).encode(), hashlib.sha256)
-        return mac.digest()[:HASH_BYTES]
+        return hmac.digest(self._key, normalize(code).encode(), hashlib.sha256)[:HASH_BYTES]
 
     def hex(self, code: str) -> str:
         return self.digest(code).hex()

@@ -43,6 +43,23 @@ local round_state = redis.call('HGET', KEYS[1], 'state')
 local highest = math.floor(redis.call('STRLEN', KEYS[4]) / 8)
 local t = redis.call('TIME')
 local now = tonumber(t[1])
+-- Counters and tube records are kept in Lua while the batch runs and written
+-- once at the end: a batch of 100 scans into 10 tubes is 10 SETs, not 100.
+local counts = {}
+local function bump(name, n) counts[name] = (counts[name] or 0) + n end
+local recs, dirty = {}, {}
+local function get_rec(tkey)
+  local rec = recs[tkey]
+  if rec == nil then
+    rec = redis.call('GET', tkey) or false
+    recs[tkey] = rec
+  end
+  return rec
+end
+local function put_rec(tkey, rec)
+  recs[tkey] = rec
+  dirty[tkey] = true
+end
 
 -- Tube record header: hl(1) state(1) capacity(1) purpose(1) opened(4) closed(4)
 -- then "site\0device"; members follow from hl+1, 12 bytes each (hash 8, time 4).
@@ -71,15 +88,15 @@ local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, pur
     local colon = string.find(cap_arg, ':', 1, true)
     local cap = tonumber(string.sub(cap_arg, 1, colon - 1))
     if string.sub(cap_arg, colon + 1) ~= '1' then return 'tube_used', 0, 0 end
-    if redis.call('EXISTS', tkey) == 1 then return 'tube_used', 0, 0 end
+    if get_rec(tkey) then return 'tube_used', 0, 0 end
     local names = site .. '\0' .. device
     local hl = 12 + #names
-    redis.call('SET', tkey, struct.pack('>BBBBI4I4', hl, 0, cap, tonumber(purpose), now, 0) .. names)
-    redis.call('HINCRBY', KEYS[2], 'tubes_opened', 1)
+    put_rec(tkey, struct.pack('>BBBBI4I4', hl, 0, cap, tonumber(purpose), now, 0) .. names)
+    bump('tubes_opened', 1)
     journal('open', seq, op, tube, '', tostring(cap) .. ':' .. purpose)
     return 'ok', 0, 0
   end
-  local rec = redis.call('GET', tkey)
+  local rec = get_rec(tkey)
   if not rec then return 'tube_not_found', 0, 0 end
   local hl, state, cap, tpurpose, _, _, tsite = header(rec)
   if tsite ~= site then return 'tube_other_site', 0, 0 end
@@ -98,17 +115,18 @@ local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, pur
         return 'risk_needs_single_tube', n, 0
       end
     end
-    if redis.call('HEXISTS', rkey, field) == 1 then return 'resident_already_sampled', n, 0 end
-    redis.call('HSET', rkey, field, serial)
+    if redis.call('HSETNX', rkey, field, serial) == 0 then
+      return 'resident_already_sampled', n, 0
+    end
     n = n + 1
     local closed = 0
     if n >= cap then
       rec = with_state(rec, hl, 1, now)
       closed = 1
-      redis.call('HINCRBY', KEYS[2], 'tubes_closed', 1)
+      bump('tubes_closed', 1)
     end
-    redis.call('SET', tkey, rec .. rhash .. struct.pack('>I4', now))
-    redis.call('HINCRBY', KEYS[2], tpurpose == 1 and 'resampled' or 'bound', 1)
+    put_rec(tkey, rec .. rhash .. struct.pack('>I4', now))
+    bump(tpurpose == 1 and 'resampled' or 'bound', 1)
     journal('scan', seq, op, tube, rhash, tostring(n))
     if closed == 1 then journal('close', seq, op, tube, '', tostring(n) .. ':full') end
     return 'ok', n, closed
@@ -118,18 +136,17 @@ local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, pur
     if last ~= rhash then return 'undo_not_last', n, state end
     local tail = string.sub(rhash, 3)
     redis.call('HDEL', rkey, tpurpose == 1 and ('r' .. tail) or tail)
-    if state == 1 then redis.call('HINCRBY', KEYS[2], 'tubes_closed', -1) end
-    rec = with_state(string.sub(rec, 1, #rec - 12), hl, 0, 0)
-    redis.call('SET', tkey, rec)
-    redis.call('HINCRBY', KEYS[2], tpurpose == 1 and 'resampled' or 'bound', -1)
-    redis.call('HINCRBY', KEYS[2], 'undone', 1)
+    if state == 1 then bump('tubes_closed', -1) end
+    put_rec(tkey, with_state(string.sub(rec, 1, #rec - 12), hl, 0, 0))
+    bump(tpurpose == 1 and 'resampled' or 'bound', -1)
+    bump('undone', 1)
     journal('undo', seq, op, tube, rhash, tostring(n - 1))
     return 'ok', n - 1, 0
   elseif kind == 'close' then
     if state ~= 0 then return 'tube_closed', n, 1 end
     if n == 0 then return 'tube_empty', 0, 0 end
-    redis.call('SET', tkey, with_state(rec, hl, 1, now))
-    redis.call('HINCRBY', KEYS[2], 'tubes_closed', 1)
+    put_rec(tkey, with_state(rec, hl, 1, now))
+    bump('tubes_closed', 1)
     journal('close', seq, op, tube, '', tostring(n) .. ':hand')
     return 'ok', n, 1
   end
@@ -161,7 +178,7 @@ for i = 0, nops - 1 do
     else
       status, aux, closed = apply(seq, ARGV[a + 2], ARGV[a + 3], KEYS[k], KEYS[k + 1],
         KEYS[k + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
-      if status ~= 'ok' then redis.call('HINCRBY', KEYS[2], 'refused:' .. status, 1) end
+      if status ~= 'ok' then bump('refused:' .. status, 1) end
       redis.call('SETRANGE', KEYS[4], offset, fp .. string.char(INDEX[status], aux + 128 * closed))
       if seq > highest then highest = seq end
     end
@@ -170,5 +187,9 @@ for i = 0, nops - 1 do
   out[#out + 1] = aux
   out[#out + 1] = closed
   out[#out + 1] = replayed
+end
+for tkey in pairs(dirty) do redis.call('SET', tkey, recs[tkey]) end
+for name, n in pairs(counts) do
+  if n ~= 0 then redis.call('HINCRBY', KEYS[2], name, n) end
 end
 return out

@@ -11,7 +11,10 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from sampling import codes
 from sampling.binding import keys
@@ -59,6 +62,12 @@ class _Op:
 def _fingerprint(op: _Op) -> bytes:
     named = op.named if op.kind == "undo" else op.rhash
     return fingerprint(op.op, f"{op.kind}|{op.tube}|{op.capacity}|{op.purpose}|".encode() + named)
+
+
+@lru_cache(maxsize=65_536)
+def _tube_code(text: str) -> str:
+    # A tube code comes with every scan into it: ten checks of the same text.
+    return check_code(text, codes.CodeKind.TUBE, "tube")
 
 
 def check_code(text: str, kind: codes.CodeKind, field: str) -> str:
@@ -196,17 +205,15 @@ class Binder:
         highest = size // 8
         start = max(0, highest - window)
         raw = await self._redis.getrange(key, start * 8, size - 1)
+        records = np.frombuffer(raw[: (len(raw) // 8) * 8], dtype=np.uint64)
+        unused = np.flatnonzero(records == 0) + start + 1
         out: list[tuple[int, int]] = []
-        zero = b"\0" * 8
-        run = 0
-        for i in range(highest - start):
-            if raw[i * 8 : i * 8 + 8] == zero:
-                run = run or start + i + 1
-            elif run:
-                out.append((run, start + i))
-                run = 0
-            if len(out) >= 100:
-                break
+        if unused.size:
+            # Split the unused numbers into runs of consecutive ones.
+            breaks = np.flatnonzero(np.diff(unused) != 1)
+            firsts = np.concatenate(([unused[0]], unused[breaks + 1]))
+            lasts = np.concatenate((unused[breaks], [unused[-1]]))
+            out = [(int(a), int(b)) for a, b in zip(firsts[:100], lasts[:100], strict=True)]
         return out
 
     # -- the shared path -------------------------------------------------------------
@@ -217,7 +224,7 @@ class Binder:
         return self._pools[round_id]
 
     async def _prepare(self, round_id: str, o: BatchOp) -> _Op:
-        tube = check_code(o.tube, codes.CodeKind.TUBE, "tube")
+        tube = _tube_code(o.tube)
         rhash = b""
         if o.resident is not None:
             rhash = self._hasher.digest(check_code(o.resident, codes.CodeKind.RESIDENT, "resident"))

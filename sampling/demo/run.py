@@ -91,8 +91,9 @@ class Tally:
 class Point:
     """One sampling point's handheld: its token, its counter, its tubes."""
 
-    def __init__(self, http: httpx.AsyncClient, token: str, site: str, serial_base: int,
-                 tally: Tally) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, token: str, site: str, serial_base: int, tally: Tally
+    ) -> None:
         self.http, self.site, self.tally = http, site, tally
         self.headers = {"Authorization": f"Bearer {token}"}
         self.seq = 0
@@ -110,8 +111,9 @@ class Point:
     async def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
         for attempt in range(5):
             try:
-                resp = await self.http.post(f"/v1/rounds/{ROUND}{path}", json=body,
-                                            headers=self.headers)
+                resp = await self.http.post(
+                    f"/v1/rounds/{ROUND}{path}", json=body, headers=self.headers
+                )
             except httpx.TransportError:
                 await asyncio.sleep(0.1 * (attempt + 1))
                 continue
@@ -206,7 +208,8 @@ async def _offline(point: Point, people: list[Resident]) -> None:
     a, b = first.json()["results"], second.json()["results"]
     point.tally.batch_ops += len(ops)
     point.tally.batch_replayed_same = [x["status"] for x in a] == [y["status"] for y in b] and all(
-        y["replayed"] for y in b)
+        y["replayed"] for y in b
+    )
     point.tally.tubes[point.site].append(tube)
     for person, result in zip(people[:10], a[1:], strict=False):
         if result["status"] == "ok":
@@ -244,8 +247,9 @@ async def _verify(settings: Settings, tally: Tally) -> tuple[int, int]:
 
 
 def _serve(settings: Settings, port: int) -> tuple[uvicorn.Server, threading.Thread]:
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -257,8 +261,15 @@ def _serve(settings: Settings, port: int) -> tuple[uvicorn.Server, threading.Thr
     return server, thread
 
 
-async def _main(out: Path, settings: Settings, dist: District, port: int, console: Console,
-                quiet: bool, seed: int) -> dict[str, Any]:
+async def _main(
+    out: Path,
+    settings: Settings,
+    dist: District,
+    port: int,
+    console: Console,
+    quiet: bool,
+    seed: int,
+) -> dict[str, Any]:
     rng = random.Random(seed)
     summary: dict[str, Any] = {}
     redis = connect(settings.redis_url)
@@ -267,8 +278,9 @@ async def _main(out: Path, settings: Settings, dist: District, port: int, consol
     register_path = out / "register.parquet"
     pl.DataFrame(dist.register_rows()).write_parquet(register_path)
     limits = httpx.Limits(max_connections=64)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                 timeout=30) as http:
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=30
+    ) as http:
         auth = {"Authorization": f"Bearer {admin}"}
 
         async def admin_post(path: str, body: Any, method: str = "POST") -> Any:
@@ -280,20 +292,43 @@ async def _main(out: Path, settings: Settings, dist: District, port: int, consol
         await admin_post("/v1/rounds", {"id": ROUND, "name": "演示轮次 demo round", "pool": 10})
         tokens: dict[str, str] = {}
         for s in dist.sites:
-            await admin_post("/v1/sites", {"id": s.id, "name": s.name, "street": s.street,
-                                           "community": s.community, "grid": s.grid})
-            made = await admin_post("/v1/devices", {"id": f"scan-{s.id}", "role": "scanner",
-                                                    "site": s.id})
+            await admin_post(
+                "/v1/sites",
+                {
+                    "id": s.id,
+                    "name": s.name,
+                    "street": s.street,
+                    "community": s.community,
+                    "grid": s.grid,
+                },
+            )
+            made = await admin_post(
+                "/v1/devices", {"id": f"scan-{s.id}", "role": "scanner", "site": s.id}
+            )
             tokens[s.id] = made["token"]
-        risky = [{"resident": p.code, "flags": p.risk_flags} for p in dist.residents if p.risk_flags]
+        risky = [
+            {"resident": p.code, "flags": p.risk_flags} for p in dist.residents if p.risk_flags
+        ]
         if risky:
             await admin_post(f"/v1/rounds/{ROUND}/risk", {"residents": risky}, "PUT")
-        ctx = Context(http=http, admin=admin, round_id=ROUND, sites=[s.id for s in dist.sites],
-                      closed_tubes={}, out_dir=out, data_dir=settings.data_dir,
-                      register_path=register_path, settings=settings, console=console,
-                      quiet=quiet, district=dist)
-        ctx.log(f"[bold]round {ROUND}[/]: {len(dist.residents)} residents, "
-                f"{len(dist.sites)} sampling points, {len(risky)} flagged for single tubes")
+        ctx = Context(
+            http=http,
+            admin=admin,
+            round_id=ROUND,
+            sites=[s.id for s in dist.sites],
+            closed_tubes={},
+            out_dir=out,
+            data_dir=settings.data_dir,
+            register_path=register_path,
+            settings=settings,
+            console=console,
+            quiet=quiet,
+            district=dist,
+        )
+        ctx.log(
+            f"[bold]round {ROUND}[/]: {len(dist.residents)} residents, "
+            f"{len(dist.sites)} sampling points, {len(risky)} flagged for single tubes"
+        )
 
         tally = Tally()
         by_grid: dict[str, list[Resident]] = {}
@@ -320,21 +355,25 @@ async def _main(out: Path, settings: Settings, dist: District, port: int, consol
         counters = (await http.get(f"/v1/rounds/{ROUND}/counters", headers=auth)).json()
         for site_id, tubes in tally.tubes.items():
             ctx.closed_tubes[site_id] = list(tubes)
-        summary.update({
-            "residents": len(dist.residents),
-            "scanned": tally.scanned,
-            "bound": counters.get("bound", 0),
-            "tubes": counters.get("tubes_opened", 0),
-            "refused": dict(sorted(tally.refused.items())),
-            "lost": lost,
-            "doubled": doubled,
-            "offline_batch_ops": tally.batch_ops,
-            "offline_retry_same_answer": tally.batch_replayed_same,
-            "sampling_seconds": round(seconds, 2),
-            "scans_per_s": round(tally.scanned / seconds, 1) if seconds else 0,
-        })
-        ctx.log(f"sampling done in {seconds:.1f}s: {summary['bound']} bound in "
-                f"{summary['tubes']} tubes, refused {summary['refused']}, lost {lost}")
+        summary.update(
+            {
+                "residents": len(dist.residents),
+                "scanned": tally.scanned,
+                "bound": counters.get("bound", 0),
+                "tubes": counters.get("tubes_opened", 0),
+                "refused": dict(sorted(tally.refused.items())),
+                "lost": lost,
+                "doubled": doubled,
+                "offline_batch_ops": tally.batch_ops,
+                "offline_retry_same_answer": tally.batch_replayed_same,
+                "sampling_seconds": round(seconds, 2),
+                "scans_per_s": round(tally.scanned / seconds, 1) if seconds else 0,
+            }
+        )
+        ctx.log(
+            f"sampling done in {seconds:.1f}s: {summary['bound']} bound in "
+            f"{summary['tubes']} tubes, refused {summary['refused']}, lost {lost}"
+        )
         for step in ("sampling.boxing.demo", "sampling.lab.demo"):
             try:
                 module = importlib.import_module(step)

@@ -12,12 +12,35 @@ from dataclasses import dataclass, field
 
 from sampling import codes
 
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
-GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉萍红娥玲芬燕彬鹏辉建国建华志强春梅海燕文杰子涵浩然梓轩欣怡雨涵思远一鸣晓东"
-STREETS = ("花园路街道", "经八路街道", "人民路街道", "杜岭街道", "大石桥街道", "南阳路街道",
-           "丰产路街道", "东风路街道")
-LABELS = ("permanent", "vacant", "home isolation", "home observation", "assistance recipient",
-          "disabled", "party-member family", "elderly living alone")
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
+    "余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯"
+    "龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+GIVEN = (
+    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉萍红娥玲芬燕彬鹏辉建国建"
+    "华志强春梅海燕文杰子涵浩然梓轩欣怡雨涵思远一鸣晓东"
+)
+STREETS = (
+    "花园路街道",
+    "经八路街道",
+    "人民路街道",
+    "杜岭街道",
+    "大石桥街道",
+    "南阳路街道",
+    "丰产路街道",
+    "东风路街道",
+)
+LABELS = (
+    "permanent",
+    "vacant",
+    "home isolation",
+    "home observation",
+    "assistance recipient",
+    "disabled",
+    "party-member family",
+    "elderly living alone",
+)
 
 
 @dataclass
@@ -62,10 +85,20 @@ class District:
 
     def register_rows(self) -> list[dict[str, object]]:
         return [
-            {"resident_code": r.code, "name": r.name, "phone": r.phone, "street": r.street,
-             "community": r.community, "grid": r.grid, "building": r.building, "unit": r.unit,
-             "household": r.household, "labels": ";".join(r.labels), "health_code": r.colour,
-             "away": r.away}
+            {
+                "resident_code": r.code,
+                "name": r.name,
+                "phone": r.phone,
+                "street": r.street,
+                "community": r.community,
+                "grid": r.grid,
+                "building": r.building,
+                "unit": r.unit,
+                "household": r.household,
+                "labels": ";".join(r.labels),
+                "health_code": r.colour,
+                "away": r.away,
+            }
             for r in self.residents
         ]
 
@@ -89,8 +122,10 @@ def district(n_residents: int, n_sites: int = 6, seed: int = 7) -> District:
         street = STREETS[g % n_streets]
         community = f"{street[:2]}社区{g // 2 + 1}"
         grids.append((street, community, f"G{g + 1:03d}"))
-    sites = [SiteSpec(id=f"S{i + 1:03d}", name=f"采样点{i + 1}", street=s, community=c, grid=g)
-             for i, (s, c, g) in enumerate(grids)]
+    sites = [
+        SiteSpec(id=f"S{i + 1:03d}", name=f"采样点{i + 1}", street=s, community=c, grid=g)
+        for i, (s, c, g) in enumerate(grids)
+    ]
     residents: list[Resident] = []
     seen: set[str] = set()
     serial = 0
@@ -124,12 +159,21 @@ def district(n_residents: int, n_sites: int = 6, seed: int = 7) -> District:
                 code = _resident_code(rng, serial)
             seen.add(code)
             colour = rng.choices(("green", "yellow", "red"), (0.985, 0.01, 0.005))[0]
-            residents.append(Resident(
-                code=code,
-                name=rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2)))),
-                phone=f"1{rng.choice('3578')}{rng.randint(0, 999_999_999):09d}",
-                street=street, community=community, grid=grid, building=building, unit=unit,
-                household=f"{grid}-{building}-{unit}-{household}", labels=list(labels),
-                colour=colour, away=rng.random() < 0.02,
-            ))
+            residents.append(
+                Resident(
+                    code=code,
+                    name=rng.choice(SURNAMES)
+                    + "".join(rng.choice(GIVEN) for _ in range(rng.choice((1, 2)))),
+                    phone=f"1{rng.choice('3578')}{rng.randint(0, 999_999_999):09d}",
+                    street=street,
+                    community=community,
+                    grid=grid,
+                    building=building,
+                    unit=unit,
+                    household=f"{grid}-{building}-{unit}-{household}",
+                    labels=list(labels),
+                    colour=colour,
+                    away=rng.random() < 0.02,
+                )
+            )
     return District(residents=residents, sites=sites, grids=grids)

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocketConnection
 
 if TYPE_CHECKING:
     from sampling.settings import Settings
 
 #: Either kind of client; the domain code uses only commands both share.
 AnyRedis = Redis | RedisCluster
+
+
+def _pack(args: tuple[Any, ...]) -> list[bytes]:
+    # redis-py's async client packs commands in pure Python (~2 us an argument);
+    # hiredis packs in C (~0.4 us). A batch of 100 scans is ~1,200 arguments.
+    if isinstance(args[0], str) and " " in args[0]:
+        args = (*args[0].split(), *args[1:])
+    return [hiredis.pack_command(args)]
+
+
+class FastConnection(Connection):
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return _pack(args)
+
+
+class FastUnixConnection(UnixDomainSocketConnection):
+    def pack_command(self, *args: Any) -> list[bytes]:
+        return _pack(args)
 
 
 def connect(url: str, *, cluster: bool = False, timeout: float = 2.0) -> AnyRedis:
@@ -22,8 +42,12 @@ def connect(url: str, *, cluster: bool = False, timeout: float = 2.0) -> AnyRedi
         "decode_responses": False,
     }
     if cluster:
-        return RedisCluster.from_url(url, **opts)
-    return Redis.from_url(url, max_connections=256, health_check_interval=0, **opts)
+        return RedisCluster.from_url(url, connection_class=FastConnection, **opts)
+    pool = ConnectionPool.from_url(url, max_connections=256, health_check_interval=0, **opts)
+    # from_url picks the connection class from the scheme; swap in the fast packer.
+    unix = pool.connection_class is UnixDomainSocketConnection
+    pool.connection_class = FastUnixConnection if unix else FastConnection
+    return Redis(connection_pool=pool)
 
 
 def from_settings(settings: Settings, url: str | None = None) -> AnyRedis:
