@@ -65,6 +65,9 @@ def settings() -> Settings:
 
 def run(make: Callable[[str], Awaitable[T]]) -> T:
     """Run ``make(redis_url)`` against the configured or embedded server; errors read well."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from sampling.store.embedded import ServerStartError
     from sampling.store.runtime import redis_url
 
     try:
@@ -72,6 +75,12 @@ def run(make: Callable[[str], Awaitable[T]]) -> T:
             return asyncio.run(make(url))
     except SamplingError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    except ServerStartError as exc:
+        raise click.ClickException(f"the embedded Valkey server could not start: {exc}") from exc
+    except RedisConnectionError as exc:
+        raise click.ClickException(
+            f"cannot reach Redis ({exc}); check SAMPLING_REDIS_URL or that the server is up"
+        ) from exc
 
 
 def services_for(url: str) -> Any:

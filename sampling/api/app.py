@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Litestar
+from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
@@ -54,5 +55,8 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             path="/docs",
             render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
         ),
+        # Warnings and errors only: a scan per request at INFO would drown the log
+        # (and nothing here may log a resident code at any level).
+        logging_config=LoggingConfig(root={"level": "WARNING", "handlers": ["queue_listener"]}),
         debug=False,
     )

@@ -128,7 +128,10 @@ class EmbeddedServer:
         return args
 
     def start(self, timeout: float = 15.0) -> Self:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ServerStartError(f"cannot create the data directory {self.data_dir}: {exc}") from exc
         if len(str(self.socket_path)) > 100:
             raise ServerStartError(
                 f"data directory path too long for a unix socket: {self.data_dir}; "
