@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Final
 import polars as pl
 
 from sampling.lab.reconcile import pool_bindings
+from sampling.lab.register import rkey
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -32,10 +33,10 @@ def eligible(register: pl.LazyFrame) -> pl.LazyFrame:
 
 def marked(register: pl.LazyFrame, bindings: pl.LazyFrame) -> pl.LazyFrame:
     """The eligible register with ``sampled`` (bound in a pool this round)."""
-    done = pool_bindings(bindings).select("rhash", pl.lit(True).alias("sampled"))
+    done = pool_bindings(bindings).select(rkey(), pl.lit(True).alias("sampled"))
     return (
         eligible(register)
-        .join(done, on="rhash", how="left")
+        .join(done, on="rkey", how="left")
         .with_columns(pl.col("sampled").fill_null(False))
     )
 
@@ -100,13 +101,22 @@ def missed_in_a_row(
     last round.
     """
     frame = eligible(register).select(
-        "rhash", "name", "phone", "street", "community", "grid", "building", "unit", "household"
+        "rkey",
+        "rhash",
+        "name",
+        "phone",
+        "street",
+        "community",
+        "grid",
+        "building",
+        "unit",
+        "household",
     )
     flags: list[str] = []
     for n, (_, bindings) in enumerate(rounds):
         col = f"_m{n}"
-        done = pool_bindings(bindings).select("rhash", pl.lit(False).alias(col)).unique("rhash")
-        frame = frame.join(done, on="rhash", how="left").with_columns(pl.col(col).fill_null(True))
+        done = pool_bindings(bindings).select(rkey(), pl.lit(False).alias(col)).unique("rkey")
+        frame = frame.join(done, on="rkey", how="left").with_columns(pl.col(col).fill_null(True))
         flags.append(col)
     run: pl.Expr = pl.lit(0)
     longest: pl.Expr = pl.lit(0)
@@ -125,7 +135,7 @@ def missed_in_a_row(
             missed.list.join(",").alias("missed_rounds"),
         )
         .filter(pl.col("longest_run") >= at_least)
-        .drop(flags)
+        .drop(*flags, "rkey")
         .sort(
             "current_run",
             "longest_run",

@@ -67,13 +67,14 @@ AWAY: Final[dict[str, bool]] = {
     "1": True, "yes": True, "y": True, "true": True, "是": True, "外出": True,
 }  # fmt: skip
 _LABEL_OF: Final = {alias: name for name, aliases in LABELS.items() for alias in aliases}
-#: The stored register's schema, in order.
+#: The stored register's schema, in order. ``rkey`` is ``rhash`` as an unsigned
+#: 64-bit integer: joins on it are several times faster than on the hex text.
 SCHEMA: Final = pl.Schema(
     {
         "resident": pl.String, "rhash": pl.String, "name": pl.String, "phone": pl.String,
         "street": pl.String, "community": pl.String, "grid": pl.String,
         "building": pl.String, "unit": pl.String, "household": pl.String,
-        "labels": pl.String, "colour": pl.String, "away": pl.Boolean,
+        "labels": pl.String, "colour": pl.String, "away": pl.Boolean, "rkey": pl.UInt64,
     }
 )  # fmt: skip
 
@@ -186,6 +187,11 @@ def validate(raw: pl.LazyFrame, hasher: ResidentHasher) -> pl.LazyFrame:
     )
 
 
+def rkey() -> pl.Expr:
+    """``rhash`` (16 hex digits) as UInt64, the key reconciliation joins on."""
+    return pl.col("rhash").str.to_integer(base=16, dtype=pl.UInt64).alias("rkey")
+
+
 def stored(checked: pl.LazyFrame) -> pl.LazyFrame:
     """The good rows, in the register's stored schema."""
     return (
@@ -195,6 +201,7 @@ def stored(checked: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("_colour").alias("colour"),
             pl.col("_away").alias("away"),
             pl.when(pl.col("phone") == "").then(None).otherwise(pl.col("phone")).alias("phone"),
+            rkey(),
         )
         .select(list(SCHEMA))
     )

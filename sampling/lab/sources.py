@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Final
 import polars as pl
 
 from sampling.lab.archive import RESULTS_FILE, RESULTS_SCHEMA
-from sampling.lab.register import REGISTER_FILE
+from sampling.lab.register import REGISTER_FILE, rkey
 from sampling.lab.register import SCHEMA as REGISTER_SCHEMA
 
 if TYPE_CHECKING:
@@ -107,7 +107,10 @@ def register_path(data_dir: Path) -> Path:
 
 
 def scan_register(data_dir: Path) -> pl.LazyFrame:
-    return scan(register_path(data_dir), REGISTER_SCHEMA)
+    path = register_path(data_dir)
+    if path.exists() and "rkey" not in pl.scan_parquet(path).collect_schema():
+        return conform(pl.scan_parquet(path).with_columns(rkey()), REGISTER_SCHEMA)
+    return scan(path, REGISTER_SCHEMA)
 
 
 def archived_rounds(data_dir: Path) -> list[str]:
