@@ -1,0 +1,1 @@
+"""Fault-injection tests: each claim of docs/guarantees.md, proved by breaking something."""
