@@ -59,8 +59,9 @@ def _zx_global(img: Gray) -> list[engines.Read]:
 
 
 STEPS: Final[tuple[Step, ...]] = (
-    Step("raw", _one(lambda g: g), (ZX, ZB)),
+    Step("raw", _one(lambda g: g), (ZX,)),
     Step("level", _level_and_stretch, (ZX, ZB)),
+    Step("raw", _one(lambda g: g), (ZB,)),
     Step("stretch", _one(lambda g: prep.stretch(g, 0.02)), (ZX, ZB)),
     Step("gamma", _one(lambda g: prep.gamma(g, 4.0)), (ZX, ZB)),
     Step("flatten", _one(lambda g: prep.flatten(g, 0.02)), (ZX, _zx_global)),
@@ -103,8 +104,8 @@ def _search(
                 reads.extend(got)
                 if any(codes.is_valid(r.text) for r in got):
                     return reads, step.name
-            if i and time.perf_counter() >= deadline:
-                return reads, None
+                if i and time.perf_counter() >= deadline:
+                    return reads, None
     return reads, None
 
 
