@@ -1,0 +1,322 @@
+"""Click commands of the lab package.
+
+Plain click objects the main CLI mounts: the ``register`` and ``results`` groups
+and the ``reconcile``, ``coverage`` and ``doors`` commands. Reports print as
+rich tables; ``--json`` prints one JSON object instead.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+import msgspec
+import polars as pl
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sampling.lab import doors as door_lists
+from sampling.lab import report
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from contextlib import AbstractContextManager
+
+    from sampling.lab.models import IngestReport, RegisterReport
+    from sampling.settings import Settings
+
+out = Console()
+err = Console(stderr=True)
+_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+def _settings() -> Settings:
+    from sampling.cli import settings
+
+    return settings()
+
+
+def _busy(text: str) -> AbstractContextManager[Any]:
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+        transient=True,
+    )  # fmt: skip
+    progress.add_task(text, total=None)
+    return progress
+
+
+def _json(obj: Any) -> None:
+    click.echo(msgspec.json.encode(obj).decode())
+
+
+def _table(frame: pl.DataFrame, title: str, limit: int = 50) -> Table:
+    table = Table(title=title, title_justify="left")
+    for name in frame.columns:
+        numeric = frame.schema[name].is_numeric()
+        table.add_column(name, justify="right" if numeric else "left")
+    for row in frame.head(limit).iter_rows():
+        table.add_row(*["" if v is None else str(v) for v in row])
+    if frame.height > limit:
+        table.caption = f"{limit} of {frame.height} rows shown"
+    return table
+
+
+def _problems(problems: list[Any], limit: int = 200) -> None:
+    if not problems:
+        return
+    table = Table("row", "reason", "value", title="refused rows", title_justify="left")
+    for p in problems[:limit]:
+        table.add_row(str(p.row), p.reason, p.value)
+    if len(problems) > limit:
+        table.caption = f"{limit} of {len(problems)} shown; --json lists them all"
+    out.print(table)
+
+
+# -- register ------------------------------------------------------------------------------
+
+
+@click.group("register")
+def register() -> None:
+    """The population register: who lives where."""
+
+
+@register.command("import")
+@click.argument("file", type=_FILE)
+@click.option("--dry-run", is_flag=True, help="Check every row; store nothing.")
+@click.option(
+    "--round",
+    "round_id",
+    default=None,
+    help="Also flag yellow/red/isolation residents for single tubes in this round.",
+)
+@click.option("--json", "as_json", is_flag=True)  # fmt: skip
+def register_import(file: Path, dry_run: bool, round_id: str | None, as_json: bool) -> None:
+    """Import a register from CSV, XLSX or Parquet (row numbers as in a spreadsheet)."""
+    from sampling.lab.register import import_register, push_risk
+    from sampling.privacy import ResidentHasher
+
+    cfg = _settings()
+    with _busy(f"checking {file.name}"):
+        rep, flags = import_register(file, ResidentHasher(cfg.secret()), cfg.data_dir,
+                                     dry_run=dry_run)  # fmt: skip
+    if round_id and not dry_run and flags.height:
+        from sampling.cli import run, services_for
+
+        async def go(url: str) -> int:
+            svc = services_for(url)
+            try:
+                return await push_risk(svc.binder, round_id, flags)
+            finally:
+                await svc.close()
+
+        with _busy(f"flagging {flags.height} residents in round {round_id}"):
+            flagged = run(go)
+        rep = msgspec.structs.replace(rep, risk_flagged=flagged)
+    _register_report(rep, as_json)
+
+
+def _register_report(rep: RegisterReport, as_json: bool) -> None:
+    if as_json:
+        _json(rep)
+        return
+    _problems(rep.problems)
+    verb = "would store" if rep.dry_run else "stored"
+    out.print(
+        f"[bold]{rep.rows_read}[/] rows read = [green]{rep.rows_stored}[/] {verb} + "
+        f"[red]{rep.rows_refused}[/] refused"
+        + (f"; {rep.risk_flagged} flagged for single tubes" if rep.risk_flagged else "")
+        + (f"\nregister: {rep.path}" if rep.path else "")
+    )
+
+
+# -- results ----------------------------------------------------------------------------------
+
+
+@click.group("results")
+def results() -> None:
+    """Lab results: import (CSV export or HL7 ORU^R01), held conflicts, orphans."""
+
+
+@results.command("import")
+@click.argument("file", type=_FILE)
+@click.option("--round", "round_id", required=True)
+@click.option("--dry-run", is_flag=True, help="Check and classify every row; store nothing.")
+@click.option("--lab", default="", help="The lab, when the file does not name it.")
+@click.option("--json", "as_json", is_flag=True)
+def results_import(file: Path, round_id: str, dry_run: bool, lab: str, as_json: bool) -> None:
+    """Import a results file; every row is stored, a duplicate, held, an orphan or refused."""
+    from sampling.cli import run
+    from sampling.lab.parse import read_file
+    from sampling.lab.results import LabResults
+    from sampling.store.client import connect
+
+    with _busy(f"reading {file.name}"):
+        parsed = read_file(file.name, file.read_bytes(), lab=lab)
+
+    async def go(url: str) -> IngestReport:
+        redis = connect(url)
+        try:
+            return await LabResults(redis).ingest(round_id, parsed, device="cli",
+                                                  dry_run=dry_run)  # fmt: skip
+        finally:
+            await redis.aclose()
+
+    with _busy(f"{'checking' if dry_run else 'storing'} {parsed.rows_in} results"):
+        rep = run(go)
+    if as_json:
+        _json(rep)
+        return
+    _problems(rep.problems)
+    verb = "would be" if dry_run else "were"
+    out.print(
+        f"[bold]{rep.rows_in}[/] rows in = [green]{rep.accepted}[/] accepted + "
+        f"[red]{rep.refused}[/] refused; of the accepted, {rep.stored} {verb} stored new, "
+        f"{rep.duplicate} duplicates, {rep.held} held for review, {rep.orphan} orphans"
+    )
+
+
+def _redis_list(round_id: str, what: str) -> list[Any]:
+    from sampling.cli import run
+    from sampling.lab.results import LabResults
+    from sampling.store.client import connect
+
+    async def go(url: str) -> list[Any]:
+        redis = connect(url)
+        try:
+            lab = LabResults(redis)
+            return list(await (lab.held(round_id) if what == "held" else lab.orphans(round_id)))
+        finally:
+            await redis.aclose()
+
+    return run(go)
+
+
+@results.command("held")
+@click.option("--round", "round_id", required=True)
+def results_held(round_id: str) -> None:
+    """Results held for review: a second result that disagrees with the stored one."""
+    table = Table("tube", "stored", "held", title=f"held results, round {round_id}")
+    for h in _redis_list(round_id, "held"):
+        table.add_row(h.tube, h.stored.packed() if h.stored else "", h.held.packed())
+    out.print(table)
+
+
+@results.command("orphans")
+@click.option("--round", "round_id", required=True)
+def results_orphans(round_id: str) -> None:
+    """Results for tubes no one bound in the round."""
+    table = Table("tube", "outcome", "lab", title=f"orphan results, round {round_id}")
+    for o in _redis_list(round_id, "orphans"):
+        table.add_row(o.result.tube, o.result.outcome, o.result.lab)
+    out.print(table)
+
+
+# -- reports -------------------------------------------------------------------------------------
+
+
+def _collect(round_id: str, names: tuple[str, ...]) -> dict[str, pl.DataFrame]:
+    cfg = _settings()
+    try:
+        with _busy(f"reconciling round {round_id}"):
+            return report.collect(cfg.data_dir, round_id, names)
+    except report.ReportError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _write_all(got: dict[str, pl.DataFrame], directory: Path) -> Iterator[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, frame in got.items():
+        if name == "states":
+            continue  # one row per resident: kept as Parquet only
+        path = directory / f"{name}.csv"
+        frame.write_csv(path, include_bom=True)
+        yield path
+    if "states" in got:
+        path = directory / "states.parquet"
+        got["states"].write_parquet(path)
+        yield path
+
+
+@click.command("reconcile")
+@click.option("--round", "round_id", required=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write every report as CSV here (default: <data_dir>/reports/<round>).",
+)
+@click.option("--json", "as_json", is_flag=True)  # fmt: skip
+def reconcile(round_id: str, out_dir: Path | None, as_json: bool) -> None:
+    """Every bound resident's state, re-sample orders, coverage, turnaround."""
+    got = _collect(round_id, report.NAMES)
+    summary = report.summary(round_id, got)
+    target = out_dir or _settings().data_dir / "reports" / round_id
+    written = list(_write_all(got, target))
+    summary["report_dir"] = str(target)
+    if as_json:
+        _json(summary)
+        return
+    counts = got["state_counts"].with_columns(pl.col("state").cast(pl.String))
+    total = pl.DataFrame({"state": ["= bound"], "residents": [summary["bound"]]})
+    out.print(_table(pl.concat([counts, total]), f"round {round_id}: every bound resident"))
+    orders = got["resample_orders"].select(
+        "priority", "order_state", "state", "tube", "name", "phone", "grid", "building", "unit",
+        "household", "resample_tube",
+    )  # fmt: skip
+    out.print(_table(orders, "re-sample orders", limit=20))
+    out.print(_table(got["coverage_street"], "coverage per street"))
+    out.print(_table(got["turnaround_lab"], "turnaround per lab (minutes from tube closed)"))
+    out.print(_table(got["slowest_boxes"], "slowest boxes"))
+    out.print(f"{len(written)} report files in {target}")
+
+
+@click.command("coverage")
+@click.option("--round", "round_id", required=True)
+@click.option(
+    "--level",
+    type=click.Choice(["street", "community", "grid"]),
+    default="community",
+    show_default=True,
+)
+@click.option("--hourly", is_flag=True, help="Coverage through the round, hour by hour.")
+@click.option("--missed", is_flag=True, help="Residents missed in two or more rounds in a row.")
+@click.option("--json", "as_json", is_flag=True)  # fmt: skip
+def coverage(round_id: str, level: str, hourly: bool, missed: bool, as_json: bool) -> None:
+    """Coverage per street, community or grid (vacant homes and residents away excluded)."""
+    name = "coverage_hourly" if hourly else "missed_in_a_row" if missed else f"coverage_{level}"
+    frame = _collect(round_id, (name,))[name]
+    if as_json:
+        _json(frame.to_dicts())
+        return
+    out.print(_table(frame, f"round {round_id}: {name.replace('_', ' ')}", limit=400))
+
+
+@click.command("doors")
+@click.option("--grid", required=True)
+@click.option("--round", "round_id", required=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "xlsx", "pdf"]), default="csv", show_default=True
+)
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option("--json", "as_json", is_flag=True)  # fmt: skip
+def doors(grid: str, round_id: str, fmt: str, out_path: Path | None, as_json: bool) -> None:
+    """The knock-on-door list of one grid, in building, unit and household order."""
+    frame = _collect(round_id, ("doors",))["doors"].filter(pl.col("grid") == grid)
+    if as_json:
+        _json(frame.to_dicts())
+        return
+    path = out_path or Path(f"doors-{round_id}-{grid}.{fmt}")
+    write(frame, path, fmt, title=f"敲门清单 knock-on-door list: {grid}, round {round_id}")
+    out.print(_table(frame, f"grid {grid}: {frame.height} residents to visit", limit=30))
+    out.print(f"written: {path}")
+
+
+def write(frame: pl.DataFrame, path: Path, fmt: str, *, title: str) -> Path:
+    if fmt == "xlsx":
+        return door_lists.write_xlsx(frame, path)
+    if fmt == "pdf":
+        return door_lists.write_pdf(frame, path, title=title)
+    return door_lists.write_csv(frame, path)
