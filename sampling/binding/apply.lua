@@ -19,7 +19,8 @@
 -- and for `open` the capacity field is "<capacity>:<claim>" where claim is 1
 -- when this round holds the tube's ever-opened claim, 0 when another round does.
 --
--- Returns {'revoked'} for a revoked device; otherwise four values per op:
+-- Returns {'revoked'} for a revoked device, {'round_not_found'} for an unknown
+-- round (nothing written); otherwise four values per op:
 --   status word, aux (count in the tube after the op), closed (1 when the op
 --   left the tube closed), replayed (1 when answered from the op record).
 --
@@ -40,6 +41,8 @@ end
 local device, site = ARGV[1], ARGV[2]
 local ahead, seq_max = tonumber(ARGV[3]), tonumber(ARGV[4])
 local round_state = redis.call('HGET', KEYS[1], 'state')
+-- An unknown round changes nothing: no op record, no counter, no key of its own.
+if round_state == false then return {'round_not_found'} end
 local highest = math.floor(redis.call('STRLEN', KEYS[4]) / 8)
 local t = redis.call('TIME')
 local now = tonumber(t[1])
@@ -82,7 +85,6 @@ local function journal(kind, seq, op, tube, resident, extra)
 end
 
 local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, purpose, rhash)
-  if round_state == false then return 'round_not_found', 0, 0 end
   if round_state ~= 'open' then return 'round_closed', 0, 0 end
   if kind == 'open' then
     local colon = string.find(cap_arg, ':', 1, true)

@@ -9,6 +9,7 @@ import msgspec
 
 from sampling.auth import keys as auth_keys
 from sampling.binding import keys
+from sampling.binding.errors import RoundNotFound
 from sampling.binding.models import POOL_SIZES, Round, RoundIn, Site, SiteIn
 from sampling.errors import BadInput, Conflict, NotFound
 
@@ -42,7 +43,7 @@ class Rounds:
     async def get(self, round_id: str) -> Round:
         raw = await self._redis.hget(keys.ROUNDS, round_id)
         if raw is None:
-            raise NotFound(f"no round {round_id}", round=round_id)
+            raise RoundNotFound(f"no round {round_id}: check the round id", round=round_id)
         return _round(raw)
 
     async def all(self) -> list[Round]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from sampling import codes
 from sampling.binding import keys
+from sampling.binding.errors import RoundNotFound, TubeNotFound
 from sampling.binding.messages import message_for, status_http
 from sampling.binding.models import (
     POOL_SIZES,
@@ -263,18 +264,36 @@ class Binder:
         last = members[-1][0] if members else b"\0" * 8
         return _Op(seq=item.seq, op=item.op, kind=item.kind, tube=item.tube, rhash=last, named=b"")
 
-    async def _claims(self, round_id: str, items: list[_Op]) -> dict[str, bool]:
-        opens = [i.tube for i in items if i.kind == "open"]
+    async def _claims(self, device: Device, round_id: str, items: list[_Op]) -> dict[str, bool]:
+        """Take the ever-opened claim of each tube the batch opens.
+
+        A claim is its own step (another slot), so it is taken only for opens
+        whose sequence number has no op record yet: a retry, a reused op id or
+        a sequence conflict never claims a tube (the script answers those from
+        the record without looking at the claim).
+        """
+        opens = [i for i in items if i.kind == "open"]
+        if not opens:
+            return {}
+        log = keys.oplog(round_id, device.id)
+        pipe = self._redis.pipeline(transaction=False)
+        for i in opens:
+            pipe.getrange(log, (i.seq - 1) * 8, i.seq * 8 - 1)
+        records = await pipe.execute()
         held: dict[str, bool] = {}
-        for tube in dict.fromkeys(opens):
-            got = await self._scripts.run(_CLAIM_LUA, [keys.tube_claim(tube)], [tube, round_id])
-            held[tube] = bool(got)
+        for i, record in zip(opens, records, strict=True):
+            if i.tube in held or record.strip(b"\0"):
+                continue
+            got = await self._scripts.run(_CLAIM_LUA, [keys.tube_claim(i.tube)], [i.tube, round_id])
+            held[i.tube] = bool(got)
         return held
 
     async def _apply(self, device: Device, round_id: str, items: list[_Op]) -> list[OpResult]:
         if device.role not in ("scanner", "admin"):
             raise Forbidden(f"a {device.role} device cannot bind tubes")
-        claims = await self._claims(round_id, items)
+        if round_id not in self._pools:
+            await self._pool(round_id)  # NotFound for an unknown round, before any claim
+        claims = await self._claims(device, round_id, items)
         ks = [
             keys.meta(round_id),
             keys.count(round_id),
@@ -308,6 +327,8 @@ class Binder:
         reply = await self._run_apply(ks, args)
         if reply and reply[0] == b"revoked":
             raise Refusal("token_revoked", "this device's token was revoked", 401)
+        if reply and reply[0] == b"round_not_found":
+            raise RoundNotFound(f"no round {round_id}: check the round id", round=round_id)
         out: list[OpResult] = []
         for n, i in enumerate(items):
             status = reply[4 * n].decode()
@@ -377,7 +398,7 @@ class Binder:
         code = check_code(tube, codes.CodeKind.TUBE, "tube")
         raw = await self._redis.get(keys.tube(round_id, code))
         if raw is None:
-            raise NotFound(f"tube {code} was not opened in round {round_id}", tube=code)
+            raise TubeNotFound(f"tube {code} was not opened in round {round_id}", tube=code)
         return TubeRecord(raw).view(round_id, code)
 
     async def tube_record(self, round_id: str, tube: str) -> TubeRecord | None:
