@@ -16,6 +16,7 @@ from sampling.api.problems import HANDLERS
 from sampling.api.services import Services
 from sampling.binding.routes import BindingController
 from sampling.boxing.routes import BoxingController
+from sampling.lab.routes import LabController
 from sampling.settings import Settings
 
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             AdminController,
             BindingController,
             BoxingController,
+            LabController,
             *(extra_routes or []),
         ],
         on_startup=[startup],

@@ -10,6 +10,7 @@ from sampling.binding.rounds import Rounds, Sites
 from sampling.binding.service import Binder
 from sampling.boxing.config import BoxingConfig
 from sampling.boxing.service import Boxer
+from sampling.lab.results import LabResults
 from sampling.privacy import ResidentHasher
 from sampling.store.client import from_settings
 
@@ -28,6 +29,7 @@ class Services:
     sites: Sites
     binder: Binder
     boxer: Boxer
+    lab: LabResults
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -52,6 +54,7 @@ class Services:
             boxer=Boxer(
                 redis, BoxingConfig.from_env(), waitaof=settings.durability == "waitaof"
             ),
+            lab=LabResults(redis),
         )
 
     async def close(self) -> None:

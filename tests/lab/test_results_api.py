@@ -1,0 +1,120 @@
+"""Results over the API, against the real server: stored once, conflicts held, orphans queued."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from sampling.lab import keys
+from tests.conftest import Api, resident, tube
+
+AT = "2022-05-01T14:03:00+08:00"
+
+
+def _bound_round(api: Api) -> str:
+    api.round()
+    api.site("S1")
+    tok = api.device("d1", site="S1")
+    assert api.open(tok, tube(1)).status_code == 201
+    for n in range(3):
+        assert api.scan(tok, tube(1), resident(n)).status_code == 200
+    return api.device("lab1", role="lab", lab="L1")
+
+
+def _post(api: Api, token: str, rows: list[dict[str, Any]], dry_run: bool = False) -> Any:
+    return api.post("/v1/rounds/r1/results", token, {"results": rows, "dry_run": dry_run})
+
+
+def _row(t: str, outcome: str = "negative", **kw: Any) -> dict[str, Any]:
+    return {"tube": t, "outcome": outcome, "tested_at": AT, **kw}
+
+
+def test_duplicate_stored_once_conflict_held_orphan_queued(api: Api, r: redis.Redis) -> None:
+    lab = _bound_round(api)
+    first = _post(api, lab, [_row(tube(1))])
+    assert first.status_code == 200, first.text
+    assert first.json()["stored"] == 1
+    again = _post(api, lab, [_row(tube(1))]).json()
+    assert (again["stored"], again["duplicate"]) == (0, 1)
+    clash = _post(api, lab, [_row(tube(1), "positive", ct_orf1ab=22.5, ct_n=24.1)]).json()
+    assert clash["held"] == 1
+    assert r.hget(keys.result("r1"), tube(1)).startswith(b"negative|")  # not overwritten
+    orphan = _post(api, lab, [_row(tube(99))]).json()
+    assert orphan["orphan"] == 1
+    assert r.hexists(keys.orphans("r1"), tube(99))
+    held = api.get("/v1/rounds/r1/results/held", lab).json()
+    assert [h["tube"] for h in held] == [tube(1)]
+    assert held[0]["held"]["outcome"] == "positive"
+    assert held[0]["stored"]["outcome"] == "negative"
+    orphans = api.get("/v1/rounds/r1/results/orphans", lab).json()
+    assert [o["result"]["tube"] for o in orphans] == [tube(99)]
+    entries = r.xrange(keys.journal("r1"))
+    kinds = [e[1][b"k"] for e in entries if e[1][b"k"].startswith(b"result")]
+    assert kinds == [b"result", b"result_held", b"result_orphan"]
+    stored = next(e[1] for e in entries if e[1][b"k"] == b"result")
+    assert stored[b"outcome"] == b"negative" and stored[b"lab"] == b"L1"
+    assert stored[b"d"] == b"lab1" and stored[b"tube"] == tube(1).encode()
+
+
+def test_dry_run_classifies_and_stores_nothing(api: Api, r: redis.Redis) -> None:
+    lab = _bound_round(api)
+    before = r.xlen(keys.journal("r1"))
+    rows = [_row(tube(1)), _row(tube(1)), _row(tube(1), "invalid"), _row(tube(98))]
+    got = _post(api, lab, rows, dry_run=True).json()
+    assert [x["status"] for x in got["rows"]] == ["stored", "duplicate", "held", "orphan"]
+    assert got["dry_run"] is True
+    assert r.xlen(keys.journal("r1")) == before
+    assert not r.exists(keys.result("r1"), keys.orphans("r1"), keys.review("r1"))
+
+
+def test_bad_rows_refused_before_redis_and_counted(api: Api, r: redis.Redis) -> None:
+    lab = _bound_round(api)
+    garbled = tube(1)[:-1] + str((int(tube(1)[-1]) + 1) % 10)
+    rows = [
+        _row(garbled),
+        _row("R12345"),
+        _row(tube(1), "positive"),  # positive without Ct values
+        _row(tube(1), "negative"),
+    ]
+    got = _post(api, lab, rows).json()
+    assert got["rows_in"] == 4 == got["accepted"] + got["refused"]
+    assert got["refused"] == 3 and got["stored"] == 1
+    reasons = [p["reason"] for p in got["problems"]]
+    assert "check digit" in reasons[0] and "not a tube code" in reasons[1]
+    assert "Ct" in reasons[2]
+    assert r.hlen(keys.result("r1")) == 1
+
+
+def test_wrong_outcome_word_is_a_400(api: Api) -> None:
+    lab = _bound_round(api)
+    resp = _post(api, lab, [_row(tube(1), "maybe")])
+    assert resp.status_code == 400
+
+
+def test_lab_reports_only_its_own_lab_and_roles(api: Api) -> None:
+    lab = _bound_round(api)
+    resp = _post(api, lab, [_row(tube(1), lab="L2")])
+    assert resp.status_code == 403
+    scanner = api.device("d2", site="S1")
+    assert _post(api, scanner, [_row(tube(1))]).status_code == 403
+
+
+def test_unknown_round_is_404(api: Api) -> None:
+    lab = _bound_round(api)
+    resp = api.post("/v1/rounds/nope/results", lab, {"results": [_row(tube(1))]})
+    assert resp.status_code == 404
+
+
+def test_hl7_file_upload(api: Api) -> None:
+    lab = _bound_round(api)
+    msg = (
+        "MSH|^~\\&|LIS|L1|||20220501120000||ORU^R01|1|P|2.5.1\r"
+        f"OBR|1||{tube(1)}^L1|94500-6^SARS-CoV-2^LN|||20220501110000\r"
+        "OBX|1|CWE|94500-6^SARS-CoV-2 RNA^LN||10828004^Positive^SCT||||||F|||20220501113000\r"
+        "OBX|2|NM|ORF1ab Ct^ORF1ab gene Ct||23.4||||||F\r"
+        "OBX|3|NM|N gene Ct^N gene Ct||25.1||||||F\r"
+    )
+    resp = api.client.post("/v1/rounds/r1/results/file", content=msg.encode(), headers=api.h(lab))
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["stored"] == 1
