@@ -18,7 +18,9 @@ CAPACITY = 3
 @pytest.fixture
 def settings(server: EmbeddedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("SAMPLING_BOX_CAPACITY", str(CAPACITY))
-    return Settings(redis_url=server.url, data_dir=tmp_path, secret_hex=SECRET)
+    return Settings(
+        redis_url=server.url, data_dir=tmp_path, secret_hex=SECRET, device_rate=100_000.0
+    )
 
 
 @pytest.fixture

@@ -1,0 +1,165 @@
+"""custody.lua and unboxed.lua called directly on the real server: the branches the API
+cannot reach (a revoked device, a stale tube list, a tube record changed under a box,
+an unknown kind) and the unboxed index."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pytest
+import redis
+
+from sampling.boxing import keys
+from sampling.oplog import fingerprint
+from sampling.store.scripts import source
+from tests.conftest import tube
+
+R = "r1"
+BOX = "B0000000017"
+
+
+def record(state: int, site: str = "S1", n: int = 2, closed: int = 1_700_000_000) -> bytes:
+    names = f"{site}\0dev".encode()
+    head = struct.pack(">BBBBII", 12 + len(names), state, 10, 0, closed - 60, closed)
+    return head + names + b"".join(bytes([i] * 8) + struct.pack(">I", closed) for i in range(n))
+
+
+class Script:
+    def __init__(self, r: redis.Redis) -> None:
+        self.r = r
+        self.custody = r.register_script(source("sampling.boxing", "custody.lua"))
+        self.unboxed = r.register_script(source("sampling.boxing", "unboxed.lua"))
+        r.hset(keys.meta(R), "state", "open")
+
+    def __call__(
+        self,
+        kind: str,
+        seq: int,
+        *args: Any,
+        tube_code: str = "",
+        device: tuple[str, str, str] = ("seal1", "S1", ""),
+        inside: list[str] | None = None,
+        op: str = "",
+    ) -> list[Any]:
+        bkey = keys.box(R, BOX)
+        ks = [
+            keys.meta(R),
+            keys.journal(R),
+            keys.oplog(R, device[0]),
+            keys.revoked(R),
+            bkey,
+            keys.box_tubes(R, BOX),
+            keys.tube_box(R, tube_code) if tube_code else bkey,
+            keys.tube(R, tube_code) if tube_code else bkey,
+            keys.intake(R, BOX),
+            *(keys.due(R, w) for w in keys.DUE),
+            keys.count(R),
+            *(keys.tube(R, t) for t in inside or ()),
+        ]
+        op = op or f"op{seq}"
+        fp = fingerprint(op, f"{kind}|{args}".encode())
+        argv = [*device, 10_000, 1_000_000, seq, fp, op, kind, BOX, tube_code]
+        argv += [*args, "", "", ""][:3] + list(inside or ())
+        return [x.decode() if isinstance(x, bytes) else x for x in self.custody(ks, argv)]
+
+
+@pytest.fixture
+def run(r: redis.Redis) -> Script:
+    return Script(r)
+
+
+def test_revoked_device_changes_nothing(run: Script, r: redis.Redis) -> None:
+    r.sadd(keys.revoked(R), "seal1")
+    assert run("open", 1, 10, "", 1) == ["revoked"]
+    assert not r.exists(keys.box(R, BOX)) and not r.exists(keys.oplog(R, "seal1"))
+
+
+def test_round_not_found_is_recorded(run: Script, r: redis.Redis) -> None:
+    r.delete(keys.meta(R))
+    assert run("open", 1, 10, "", 1)[:2] == ["round_not_found", 0]
+    assert run("open", 1, 10, "", 1)[:2] == ["round_not_found", 1]  # replayed
+    assert r.hget(keys.count(R), "refused:round_not_found") == b"1"
+
+
+def test_box_used_when_another_round_holds_the_claim(run: Script) -> None:
+    assert run("open", 1, 10, "", 0)[0] == "box_used"
+
+
+def test_seal_with_a_stale_tube_list_changes_nothing(run: Script, r: redis.Redis) -> None:
+    t1, t2 = tube(11), tube(12)
+    r.set(keys.tube(R, t1), record(1))
+    r.set(keys.tube(R, t2), record(1))
+    assert run("open", 1, 10, "LA", 1)[0] == "ok"
+    assert run("add", 2, tube_code=t1)[0] == "ok"
+    assert run("add", 3, tube_code=t2)[0] == "ok"
+    ops = r.get(keys.oplog(R, "seal1"))
+    assert run("seal", 4, 2, 4, "", inside=[t1]) == ["box_changed"]
+    assert run("seal", 4, 2, 4, "", inside=[t1, tube(13)]) == ["box_changed"]
+    assert r.get(keys.oplog(R, "seal1")) == ops
+    assert r.hget(keys.box(R, BOX), "state") == b"open"
+    assert run("seal", 4, 2, 4, "", inside=[t1, t2])[:3] == ["ok", 0, "sealed"]
+    # a replay answers from the op record before looking at the tube list
+    assert run("seal", 4, 2, 4, "", inside=[])[:3] == ["ok", 1, "sealed"]
+
+
+def test_seal_refuses_a_tube_that_is_not_closed(run: Script, r: redis.Redis) -> None:
+    t1 = tube(21)
+    r.set(keys.tube(R, t1), record(1))
+    run("open", 1, 10, "LA", 1)
+    assert run("add", 2, tube_code=t1)[0] == "ok"
+    assert r.getrange(keys.tube(R, t1), 1, 1) == b"\2"
+    # a record reopened under the box by anything but this package's scripts
+    r.setrange(keys.tube(R, t1), 1, b"\0")
+    assert run("seal", 3, 1, 2, "", inside=[t1])[0] == "box_has_open_tube"
+    r.delete(keys.tube(R, t1))
+    assert run("seal", 4, 1, 2, "", inside=[t1])[0] == "box_has_open_tube"
+
+
+def test_remove_of_a_tube_whose_record_is_gone(run: Script, r: redis.Redis) -> None:
+    t1 = tube(31)
+    r.set(keys.tube(R, t1), record(1, n=3))
+    run("open", 1, 10, "", 1)
+    run("add", 2, tube_code=t1)
+    r.delete(keys.tube(R, t1))
+    assert run("remove", 3, "dropped", tube_code=t1)[:5] == ["ok", 0, "open", 0, 0]
+    assert r.zscore(keys.due(R, "unboxed"), t1) is None
+
+
+def test_add_refuses_a_tube_marked_boxed_without_a_box(run: Script, r: redis.Redis) -> None:
+    t1 = tube(41)
+    r.set(keys.tube(R, t1), record(2))
+    run("open", 1, 10, "", 1)
+    assert run("add", 2, tube_code=t1)[0] == "tube_in_box"
+
+
+def test_unknown_kind_is_an_error(run: Script) -> None:
+    with pytest.raises(redis.ResponseError, match="unknown op kind"):
+        run("paint", 1)
+
+
+def test_journal_entries_carry_box_fields(run: Script, r: redis.Redis) -> None:
+    t1 = tube(51)
+    r.set(keys.tube(R, t1), record(1, n=4))
+    run("open", 1, 7, "LA", 1)
+    run("add", 2, tube_code=t1)
+    run("seal", 3, 1, 4, "", inside=[t1])
+    entries = [f for _, f in r.xrange(keys.journal(R))]
+    assert [e[b"k"] for e in entries] == [b"box_open", b"box_add", b"box_seal"]
+    assert entries[1][b"x"] == b"4" and entries[1][b"tube"] == t1.encode()
+    assert entries[2][b"x"] == b"1:4" and entries[2][b"lab"] == b"LA"
+    assert all(e[b"box"] == BOX.encode() and e[b"r"] == b"" for e in entries)
+
+
+def test_unboxed_index_follows_tube_records(run: Script, r: redis.Redis) -> None:
+    closed, reopened, gone = tube(61), tube(62), tube(63)
+    r.set(keys.tube(R, closed), record(1, closed=1_700_000_100))
+    r.set(keys.tube(R, reopened), record(0))
+    r.zadd(keys.due(R, "unboxed"), {reopened: 1, gone: 1})
+    ks = [keys.due(R, "unboxed"), keys.due_cursor(R)]
+    ks += [keys.tube(R, t) for t in (closed, reopened, gone)]
+    assert run.unboxed(ks, ["5-0", closed, reopened, gone]) == 1
+    assert r.zrange(keys.due(R, "unboxed"), 0, -1, withscores=True) == [
+        (closed.encode(), 1_700_000_100_000.0)
+    ]
+    assert r.get(keys.due_cursor(R)) == b"5-0"
