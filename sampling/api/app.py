@@ -17,6 +17,7 @@ from sampling.api.services import Services
 from sampling.binding.routes import BindingController
 from sampling.boxing.routes import BoxingController
 from sampling.lab.routes import LabController
+from sampling.scan.routes import ScanController
 from sampling.settings import Settings
 
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             BindingController,
             BoxingController,
             LabController,
+            ScanController,
             *(extra_routes or []),
         ],
         on_startup=[startup],

@@ -13,6 +13,7 @@ from sampling.boxing.service import Boxer
 from sampling.lab.results import LabResults
 from sampling.privacy import ResidentHasher
 from sampling.store.client import from_settings
+from sampling.store.lane import Lane
 
 if TYPE_CHECKING:
     from sampling.settings import Settings
@@ -36,6 +37,11 @@ class Services:
         redis = from_settings(settings)
         hasher = ResidentHasher(settings.secret())
         rounds, sites = Rounds(redis), Sites(redis)
+        url = settings.redis_url
+        # The multiplexed lane serves a single server; a cluster routes by slot.
+        lane = None
+        if not settings.redis_cluster and url.startswith(("redis://", "unix://")):
+            lane = Lane(url, timeout=settings.redis_timeout)
         return cls(
             settings=settings,
             redis=redis,
@@ -50,6 +56,7 @@ class Services:
                 sites,
                 max_batch=settings.max_batch,
                 waitaof=settings.durability == "waitaof",
+                lane=lane,
             ),
             boxer=Boxer(
                 redis, BoxingConfig.from_env(), waitaof=settings.durability == "waitaof"
@@ -58,4 +65,5 @@ class Services:
         )
 
     async def close(self) -> None:
+        self.binder.close()
         await self.redis.aclose()

@@ -32,19 +32,21 @@ from sampling.binding.models import (
 from sampling.binding.tube import TubeRecord
 from sampling.errors import BadInput, BatchTooLarge, Forbidden, GarbledCode, NotFound, Refusal
 from sampling.oplog import fingerprint
-from sampling.store.scripts import Scripts
+from sampling.store.scripts import Scripts, source
 
 if TYPE_CHECKING:
     from sampling.auth.models import Device
     from sampling.binding.rounds import Rounds, Sites
     from sampling.privacy import ResidentHasher
     from sampling.store.client import AnyRedis
+    from sampling.store.lane import Lane
 
 #: A device may skip at most this many sequence numbers at once (lost operations
 #: show up as gaps; a wild number does not allocate megabytes of op log).
 SEQ_AHEAD = 10_000
 SEQ_MAX = 1_000_000
 _CLAIM_LUA = "claim"
+_PKG = "sampling.binding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,14 +107,16 @@ class Binder:
         *,
         max_batch: int = 500,
         waitaof: bool = False,
+        lane: Lane | None = None,
     ) -> None:
         self._redis = redis
         self._hasher = hasher
         self._rounds = rounds
         self._sites = sites
-        self._scripts = Scripts(redis, "sampling.binding", ("apply", _CLAIM_LUA))
+        self._scripts = Scripts(redis, _PKG, ("apply", _CLAIM_LUA))
         self._max_batch = max_batch
         self._waitaof = waitaof
+        self._lane = lane
         self._pools: dict[str, int] = {}
 
     # -- single operations (the online handheld) ---------------------------------
@@ -276,15 +280,23 @@ class Binder:
         if not opens:
             return {}
         log = keys.oplog(round_id, device.id)
-        pipe = self._redis.pipeline(transaction=False)
-        for i in opens:
-            pipe.getrange(log, (i.seq - 1) * 8, i.seq * 8 - 1)
-        records = await pipe.execute()
+        reads = [("GETRANGE", log, (i.seq - 1) * 8, i.seq * 8 - 1) for i in opens]
+        if self._lane is not None:
+            records = await self._lane.execute(*reads)
+        else:
+            pipe = self._redis.pipeline(transaction=False)
+            for _, key, start, end in reads:
+                pipe.getrange(key, start, end)
+            records = await pipe.execute()
         held: dict[str, bool] = {}
         for i, record in zip(opens, records, strict=True):
             if i.tube in held or record.strip(b"\0"):
                 continue
-            got = await self._scripts.run(_CLAIM_LUA, [keys.tube_claim(i.tube)], [i.tube, round_id])
+            claim = [keys.tube_claim(i.tube)], [i.tube, round_id]
+            if self._lane is not None:
+                got = (await self._lane.evalsha(source(_PKG, "claim.lua"), *claim))[0]
+            else:
+                got = await self._scripts.run(_CLAIM_LUA, *claim)
             held[i.tube] = bool(got)
         return held
 
@@ -350,6 +362,15 @@ class Binder:
         return out
 
     async def _run_apply(self, ks: list[str], args: list[bytes | str | int]) -> list[bytes]:
+        if self._lane is not None:
+            # WAITAOF after the script on the same connection covers its write.
+            after = [("WAITAOF", 1, 0, 1000)] if self._waitaof else []
+            replies = await self._lane.evalsha(source(_PKG, "apply.lua"), ks, args, *after)
+            if self._waitaof and int(replies[1][0]) < 1:
+                raise Refusal("not_durable", "the server did not confirm the write to disk in "
+                              "time; retry with the same operation id", 503)
+            reply: list[bytes] = replies[0]
+            return reply
         if not self._waitaof:
             result: list[bytes] = await self._scripts["apply"](keys=ks, args=args)
             return result
@@ -391,6 +412,10 @@ class Binder:
         except NotFound:
             where = f"site {rec.site}"
         return f"in tube {tube} at {where} at {datetime.fromtimestamp(when):%H:%M}"
+
+    def close(self) -> None:
+        if self._lane is not None:
+            self._lane.close()
 
     # -- reads and flags -------------------------------------------------------------
 

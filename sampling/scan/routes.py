@@ -12,10 +12,16 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import anyio.to_thread
-from litestar import Controller, post
+from litestar import Controller, Request, post
 from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar resolves it at runtime
-from litestar.params import JSONBody, MultipartBody
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, MultipartBody
 
+from sampling.api.auth import current_device, services
+from sampling.auth.models import Device
+from sampling.binding.models import OpResult
+from sampling.codes import CodeKind
+from sampling.errors import BadInput
 from sampling.scan import frames, images, pipeline, typed
 from sampling.scan.errors import ImageTooLarge, NoImage, TooManyFrames
 from sampling.scan.models import CodeCheckRequest, DecodeResult, TypedCheck
@@ -43,14 +49,29 @@ async def _read(upload: UploadFile, name: str) -> images.Gray:
     return images.load(data, name=name)
 
 
+@dataclass
+class PhotoScanForm:
+    """Multipart body of a scan by photo: the photo, and the operation's id and number."""
+
+    image: UploadFile
+    op: str
+    seq: int
+
+
+class NoValidCode(BadInput):
+    code = "no_valid_code"
+    status = 422
+
+
 class ScanController(Controller):
     path = "/v1"
     tags = ["scan"]
+    dependencies = {"device": Provide(current_device)}
 
     @post("/decode", operation_id="decodeImage", opt=_ROLES, status_code=200,
           request_max_body_size=MAX_BODY)
     async def decode(
-        self, data: MultipartBody[DecodeForm]
+        self, data: MultipartBody[DecodeForm], device: NamedDependency[Device]
     ) -> DecodeResult:
         """Read the codes in a photo, or in several frames of one label."""
         uploads = [data.image] if data.image is not None else []
@@ -68,6 +89,36 @@ class ScanController(Controller):
         return await anyio.to_thread.run_sync(frames.decode_frames, pixels)
 
     @post("/codes/check", operation_id="checkTypedCode", opt=_ROLES, status_code=200)
-    async def check_code(self, data: JSONBody[CodeCheckRequest]) -> TypedCheck:
+    async def check_code(
+        self, data: JSONBody[CodeCheckRequest], device: NamedDependency[Device]
+    ) -> TypedCheck:
         """Accept a hand-typed code, or refuse it with the reason and likely corrections."""
         return typed.check(data.code)
+
+    @post("/rounds/{round_id:str}/tubes/{tube:str}/photo-scans", operation_id="scanByPhoto",
+          opt={"roles": ("scanner", "admin"), "hot": True}, status_code=200,
+          request_max_body_size=images.MAX_BYTES + 64 * 1024)
+    async def scan_by_photo(
+        self,
+        request: Request[object, object, object],
+        round_id: FromPath[str],
+        tube: FromPath[str],
+        data: MultipartBody[PhotoScanForm],
+        device: NamedDependency[Device],
+    ) -> OpResult:
+        """Read the resident's code from a photo and bind it, by the same rules as a scan."""
+        pixels = await _read(data.image, data.image.filename or "image")
+        result = await anyio.to_thread.run_sync(pipeline.decode, pixels)
+        residents = sorted({c.text for c in result.codes
+                            if c.valid and c.kind is CodeKind.RESIDENT})
+        if len(residents) != 1:
+            raise NoValidCode(
+                "No single valid resident code could be read from the photo"
+                + (f" ({len(residents)} found)" if residents else "")
+                + ": take another photo, or type the code.",
+                found=len(residents),
+            )
+        binder = services(request).binder
+        scanned: OpResult = await binder.scan(device, round_id, tube, data.seq, data.op,
+                                              residents[0])
+        return scanned

@@ -1,4 +1,4 @@
-"""The HTTP routes, on a tiny app with the project's problem-details handlers."""
+"""The HTTP routes, on the real app (real Valkey, device tokens, problem details)."""
 
 from __future__ import annotations
 
@@ -11,18 +11,19 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from sampling import codes
-from sampling.api.problems import HANDLERS
 from sampling.scan import images, synth
-from sampling.scan.routes import ScanController
+from tests.conftest import Api, tube
 
 TOKEN = codes.make_resident_token("0123456789ABCDEF")
 
 
 @pytest.fixture
-def client() -> Iterator[TestClient[Litestar]]:
-    app = Litestar([ScanController], exception_handlers=HANDLERS)  # type: ignore[arg-type]
-    with TestClient(app) as c:
-        yield c
+def client(api: Api) -> Iterator[TestClient[Litestar]]:
+    api.round()
+    api.site("S1")
+    token = api.device("hh1", site="S1")
+    api.client.headers.update(api.h(token))
+    yield api.client
 
 
 def _png(img: np.ndarray) -> bytes:
@@ -99,6 +100,35 @@ def test_check_refuses_unknown_fields(client: TestClient[Litestar]) -> None:
 
 
 def test_every_handler_has_an_operation_id(client: TestClient[Litestar]) -> None:
-    spec = client.get("/schema/openapi.json").json()
+    spec = client.get("/docs/openapi.json").json()
     ops = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
     assert {"decodeImage", "checkTypedCode"} <= ops
+
+
+def test_scan_by_photo_binds_through_the_binding_rules(client: TestClient[Litestar]) -> None:
+    opened = client.post("/v1/rounds/r1/tubes", json={"op": "o1", "seq": 1, "tube": tube(1)})
+    assert opened.status_code == 201
+    photo = {"image": ("qr.png", QR_PNG, "image/png")}
+    r = client.post(f"/v1/rounds/r1/tubes/{tube(1)}/photo-scans", files=photo,
+                    data={"op": "o2", "seq": "2"})
+    assert r.status_code == 200, r.text
+    assert r.json()["count"] == 1
+    again = client.post(f"/v1/rounds/r1/tubes/{tube(1)}/photo-scans", files=photo,
+                        data={"op": "o3", "seq": "3"})
+    assert again.status_code == 409
+    assert again.json()["code"] == "resident_already_sampled"
+
+
+def test_scan_by_photo_without_a_code_is_422(client: TestClient[Litestar]) -> None:
+    client.post("/v1/rounds/r1/tubes", json={"op": "o1", "seq": 1, "tube": tube(1)})
+    blank = _png(np.full((200, 200), 128, np.uint8))
+    r = client.post(f"/v1/rounds/r1/tubes/{tube(1)}/photo-scans",
+                    files={"image": ("b.png", blank, "image/png")}, data={"op": "o2", "seq": "2"})
+    assert r.status_code == 422
+    assert r.json()["code"] == "no_valid_code"
+    assert client.get(f"/v1/rounds/r1/tubes/{tube(1)}").json()["count"] == 0
+
+
+def test_decode_needs_a_token(api: Api) -> None:
+    r = api.client.post("/v1/decode", files={"image": ("qr.png", QR_PNG, "image/png")})
+    assert r.status_code == 401
