@@ -65,5 +65,5 @@ class Services:
         )
 
     async def close(self) -> None:
-        self.binder.close()
+        self.binder.shutdown()
         await self.redis.aclose()

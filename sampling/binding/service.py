@@ -413,7 +413,7 @@ class Binder:
             where = f"site {rec.site}"
         return f"in tube {tube} at {where} at {datetime.fromtimestamp(when):%H:%M}"
 
-    def close(self) -> None:
+    def shutdown(self) -> None:
         if self._lane is not None:
             self._lane.close()
 

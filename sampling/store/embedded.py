@@ -131,7 +131,9 @@ class EmbeddedServer:
         try:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ServerStartError(f"cannot create the data directory {self.data_dir}: {exc}") from exc
+            raise ServerStartError(
+                f"cannot create the data directory {self.data_dir}: {exc}"
+            ) from (exc)
         if len(str(self.socket_path)) > 100:
             raise ServerStartError(
                 f"data directory path too long for a unix socket: {self.data_dir}; "
