@@ -401,7 +401,9 @@ def run_demo(out: Path, *, residents: int, n_sites: int, seed: int, quiet: bool)
     data_dir = out / "data"
     port = free_port()
     with EmbeddedServer(data_dir / "valkey") as valkey:
-        settings = Settings(redis_url=valkey.url, data_dir=data_dir, secret_hex="")
+        # The demo plays a day in seconds: per-device rate limits set for people
+        # scanning by hand would throttle its simulated devices.
+        settings = Settings(redis_url=valkey.url, data_dir=data_dir, device_rate=100_000.0)
         settings.secret()
         dist = district(residents, n_sites, seed)
         server, thread = _serve(settings, port)
