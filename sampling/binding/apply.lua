@@ -157,6 +157,20 @@ end
 
 local out = {}
 local nops = (#ARGV - 4) / 9
+-- Every operation is checked for form before the first write: Redis does not
+-- roll a script back, so an error halfway would leave half a batch applied.
+local KINDS = {open = true, scan = true, undo = true, close = true}
+if nops ~= math.floor(nops) or #KEYS ~= 5 + 3 * nops then
+  return redis.error_reply('ERR apply.lua: ARGV/KEYS do not hold whole operations')
+end
+for i = 0, nops - 1 do
+  local a = 5 + 9 * i
+  local kind, fp, rh = ARGV[a + 3], ARGV[a + 1], ARGV[a + 8]
+  if not KINDS[kind] or #fp ~= 6 or (rh ~= '' and #rh ~= 8)
+      or (kind == 'open' and not string.find(ARGV[a + 6], '^%d+:[01]$')) then
+    return redis.error_reply('ERR apply.lua: malformed operation ' .. (i + 1))
+  end
+end
 for i = 0, nops - 1 do
   local a = 5 + 9 * i
   local k = 6 + 3 * i

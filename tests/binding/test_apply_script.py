@@ -207,12 +207,11 @@ def test_revoked_device_changes_nothing(ap: Apply, r: redis.Redis) -> None:
     ok(ap.one(Op(1, "open", 1, cap=5), device="d2"))
 
 
-def test_round_not_found(ap: Apply, r: redis.Redis) -> None:
-    res = ap.one(Op(1, "open", 1, cap=5), round_id="nope")
-    refused(res, "round_not_found")
-    assert not r.exists(keys.tube("nope", tc(1)))
-    assert r.hget(keys.count("nope"), "refused:round_not_found") == b"1"
-    assert r.xlen(keys.journal("nope")) == 0
+def test_round_not_found_writes_nothing(ap: Apply, r: redis.Redis) -> None:
+    before = snapshot(r)
+    ops = [Op(1, "open", 1, cap=5), Op(2, "scan", 1, rh(1)), Op(3, "close", 1)]
+    assert ap.raw(ops, round_id="nope") == [b"round_not_found"]
+    assert snapshot(r) == before
 
 
 def test_round_closed_refuses_every_kind(ap: Apply, r: redis.Redis, s: Seq) -> None:
@@ -700,6 +699,14 @@ def test_unknown_kind_is_an_error_reply(ap: Apply, r: redis.Redis) -> None:
     before = snapshot(r)
     with pytest.raises(redis.ResponseError):
         ap.one(Op(2, "frobnicate", 1))
+    assert snapshot(r) == before
+
+
+def test_malformed_op_mid_batch_changes_nothing(ap: Apply, r: redis.Redis) -> None:
+    ok(ap.one(Op(1, "open", 1, cap=5)))
+    before = snapshot(r)
+    with pytest.raises(redis.ResponseError):
+        ap([Op(2, "scan", 1, rh(1)), Op(3, "frobnicate", 1)])
     assert snapshot(r) == before
 
 
