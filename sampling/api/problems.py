@@ -98,6 +98,11 @@ def _redis(_: Request[Any, Any, Any], exc: RedisError) -> Response[dict[str, Any
     )
 
 
+def _undecodable(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[dict[str, Any]]:
+    # Litestar decodes multipart text fields itself; bytes that are not UTF-8 are bad input.
+    return problem(400, "invalid_request", "The request holds text that is not valid UTF-8.")
+
+
 def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     log.exception("unhandled error", exc_info=exc)
     return problem(
@@ -111,5 +116,6 @@ HANDLERS = {
     NotFoundException: _http,
     HTTPException: _http,
     RedisError: _redis,
+    UnicodeDecodeError: _undecodable,
     Exception: _internal,
 }
