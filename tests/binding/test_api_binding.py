@@ -482,24 +482,15 @@ def test_openapi_and_docs(api: Api) -> None:
     assert "text/html" in page.headers["content-type"]
 
 
-# -- product bugs (strict xfail: remove the marker once fixed) --------------------------
+# -- an open that is refused or not applied claims no tube -------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an open in an unknown round claims the tube (Binder._claims runs before "
-    "apply.lua refuses) and apply.lua writes {rd:typo}:count and :ops:d1 for the unknown round",
-)
 def test_refused_open_claims_no_tube(api: Api, tok: str, r: redis.Redis) -> None:
     before = snapshot(r)
     problem(api.open(tok, tube(1), round_id="typo", capacity=5), 404, "round_not_found")
     assert snapshot(r) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="operation_reused on an open with another tube still claims that tube",
-)
 def test_reused_open_claims_no_tube(api: Api, tok: str, r: redis.Redis) -> None:
     first = api.post("/v1/rounds/r1/tubes", tok, {"op": "o1", "seq": 1, "tube": tube(1)})
     assert first.status_code == 201
