@@ -19,7 +19,7 @@ Reason = Annotated[str, Meta(min_length=1, max_length=200)]
 Lab = Annotated[str, Meta(pattern=r"^([A-Za-z0-9][A-Za-z0-9_-]{0,39})?$")]
 
 
-class OpenBox(Base):
+class OpenBox(Base, frozen=True):
     op: OpId
     seq: Seq
     box: Code
@@ -27,19 +27,19 @@ class OpenBox(Base):
     lab: Lab = ""
 
 
-class BoxTube(Base):
+class BoxTube(Base, frozen=True):
     op: OpId
     seq: Seq
     tube: Code
 
 
-class RemoveTube(Base):
+class RemoveTube(Base, frozen=True):
     op: OpId
     seq: Seq
     reason: Reason
 
 
-class SealBox(Base):
+class SealBox(Base, frozen=True):
     """What the sealer physically counted in the box."""
 
     op: OpId
@@ -49,7 +49,7 @@ class SealBox(Base):
     lab: Lab = ""
 
 
-class Handover(Base):
+class Handover(Base, frozen=True):
     op: OpId
     seq: Seq
     #: The courier's device id (the sealer scans the courier's badge).
@@ -57,31 +57,31 @@ class Handover(Base):
     lab: Lab = ""
 
 
-class Pickup(Base):
+class Pickup(Base, frozen=True):
     op: OpId
     seq: Seq
     #: Where the courier took the box (free text or coordinates).
     place: Text = ""
 
 
-class Receive(Base):
+class Receive(Base, frozen=True):
     op: OpId
     seq: Seq
 
 
-class IntakeScan(Base):
+class IntakeScan(Base, frozen=True):
     op: OpId
     seq: Seq
     tube: Code
     condition: Condition = "ok"
 
 
-class CloseIntake(Base):
+class CloseIntake(Base, frozen=True):
     op: OpId
     seq: Seq
 
 
-class BoxResult(Base):
+class BoxResult(Base, frozen=True):
     """What one operation came to; ``status`` is ``ok`` (refusals are problem documents)."""
 
     seq: int
@@ -96,13 +96,13 @@ class BoxResult(Base):
     replayed: bool = False
 
 
-class BoxTubeView(Base):
+class BoxTubeView(Base, frozen=True):
     tube: str
     residents: int
     boxed_at: float
 
 
-class Box(Base):
+class Box(Base, frozen=True):
     box: str
     round: str
     site: str
@@ -126,7 +126,7 @@ class Box(Base):
     contents: list[BoxTubeView] = []
 
 
-class Manifest(Base):
+class Manifest(Base, frozen=True):
     box: str
     round: str
     site: str
@@ -138,7 +138,7 @@ class Manifest(Base):
     tubes: list[BoxTubeView]
 
 
-class TubeIssue(Base):
+class TubeIssue(Base, frozen=True):
     tube: str
     #: Residents whose result this tube carries (0 for a tube never bound).
     residents: int
@@ -150,7 +150,7 @@ class TubeIssue(Base):
     other_box: str | None = None
 
 
-class Discrepancies(Base):
+class Discrepancies(Base, frozen=True):
     box: str
     round: str
     lab: str
@@ -163,7 +163,7 @@ class Discrepancies(Base):
     residents_affected: int
 
 
-class Event(Base):
+class Event(Base, frozen=True):
     at: float
     event: str
     by: str | None = None
@@ -171,14 +171,14 @@ class Event(Base):
     detail: str | None = None
 
 
-class Timeline(Base):
+class Timeline(Base, frozen=True):
     code: str
     kind: Literal["box", "tube"]
     round: str
     events: list[Event]
 
 
-class Late(Base):
+class Late(Base, frozen=True):
     code: str
     since: float
     minutes: float
@@ -186,7 +186,7 @@ class Late(Base):
     lab: str | None = None
 
 
-class Overdue(Base):
+class Overdue(Base, frozen=True):
     now: float
     #: The limits applied, seconds.
     limits: dict[str, int]
