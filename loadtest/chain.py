@@ -1,0 +1,145 @@
+"""After binding: the sealer boxes closed tubes, the courier carries the box, the lab
+desk takes it in. Each is a resumable job like a lane (see ``lanes.py``): it yields
+requests, is sent answers, and can be resumed by another user with its pending
+request sent again unchanged.
+
+A device's sequence counter is shared by all its jobs (a sealer seals many
+boxes), so jobs of one device run one at a time; :class:`Seq` is that counter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from loadtest.lanes import Answer, Request
+from sampling import codes
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+
+LAB = "L1"
+
+
+@dataclass
+class Seq:
+    n: int = 0
+
+    def next(self) -> int:
+        self.n += 1
+        return self.n
+
+
+class Job:
+    """A resumable script for one device."""
+
+    role = ""
+
+    def __init__(self, device: str, token: str, seq: Seq) -> None:
+        self.device, self.token, self.seq = device, token, seq
+        self.pending: Request | None = None
+        self.answer: Answer | None = None
+        self.done = False
+        self.script = self._script()
+
+    def _script(self) -> Generator[Request, Answer, None]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def next(self) -> Request | None:
+        if self.pending is not None:
+            return self.pending
+        if self.done:
+            return None
+        try:
+            self.pending = (next(self.script) if self.answer is None
+                            else self.script.send(self.answer))
+        except StopIteration:
+            self.done = True
+            return None
+        return self.pending
+
+    def answered(self, answer: Answer) -> None:
+        self.pending = None
+        self.answer = answer
+
+    def _req(self, kind: str, path: str, name: str, body: dict[str, Any], box: str,
+             tube: str = "") -> Request:
+        seq = self.seq.next()
+        body = {"op": f"{self.device}-{seq}", "seq": seq, **body}
+        entry = {"d": self.device, "seq": seq, "op": body["op"], "k": kind, "b": box, "t": tube,
+                 "r": ""}
+        return Request("POST", path, body, name, [entry], (200, 201))
+
+
+class BoxJob(Job):
+    """Open a box, scan the tubes in, seal it with the physical count, hand it over."""
+
+    role = "sealer"
+
+    def __init__(self, device: str, token: str, seq: Seq, box: str,
+                 tubes: list[tuple[str, int]], courier: str,
+                 then: Callable[[str, list[tuple[str, int]]], None]) -> None:
+        self.box, self.tubes, self.courier, self.then = box, tubes, courier, then
+        super().__init__(device, token, seq)
+
+    def _script(self) -> Generator[Request, Answer, None]:
+        box = self.box
+        ans = yield self._req("box_open", "/boxes", "box: open", {"box": box, "lab": LAB}, box)
+        if ans.http != 201:
+            return
+        for tube, _ in self.tubes:
+            yield self._req("add", f"/boxes/{box}/tubes", "box: add tube", {"tube": tube}, box,
+                            tube)
+        samples = sum(n for _, n in self.tubes)
+        ans = yield self._req("seal", f"/boxes/{box}/seal", "box: seal",
+                              {"tubes": len(self.tubes), "samples": samples}, box)
+        if ans.http != 200:
+            return
+        ans = yield self._req("handover", f"/boxes/{box}/handover", "box: handover",
+                              {"courier": self.courier, "lab": LAB}, box)
+        if ans.http == 200:
+            self.then(box, self.tubes)
+
+
+class PickupJob(Job):
+    role = "courier"
+
+    def __init__(self, device: str, token: str, seq: Seq, box: str,
+                 tubes: list[tuple[str, int]],
+                 then: Callable[[str, list[tuple[str, int]]], None]) -> None:
+        self.box, self.tubes, self.then = box, tubes, then
+        super().__init__(device, token, seq)
+
+    def _script(self) -> Generator[Request, Answer, None]:
+        ans = yield self._req("pickup", f"/boxes/{self.box}/pickup", "box: pickup",
+                              {"place": "sampling point"}, self.box)
+        if ans.http == 200:
+            self.then(self.box, self.tubes)
+
+
+class IntakeJob(Job):
+    role = "lab"
+
+    def _script_args(self, box: str, tubes: list[tuple[str, int]]) -> None:
+        self.box, self.tubes = box, tubes
+
+    def __init__(self, device: str, token: str, seq: Seq, box: str,
+                 tubes: list[tuple[str, int]]) -> None:
+        self._script_args(box, tubes)
+        super().__init__(device, token, seq)
+
+    def _script(self) -> Generator[Request, Answer, None]:
+        box = self.box
+        ans = yield self._req("receive", f"/boxes/{box}/receive", "lab: receive", {}, box)
+        if ans.http != 200:
+            return
+        for tube, _ in self.tubes:
+            yield self._req("intake", f"/boxes/{box}/intake", "lab: intake tube",
+                            {"tube": tube}, box, tube)
+        yield self._req("intake_close", f"/boxes/{box}/intake/close", "lab: close intake", {},
+                        box)
+
+
+def box_code(serial: int) -> str:
+    return codes.make_box(serial)

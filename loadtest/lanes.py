@@ -1,0 +1,242 @@
+"""What one handheld does with its queue of residents, as a resumable script.
+
+A lane's script is a generator: it yields the next :class:`Request` and is sent
+the :class:`Answer`. Nothing advances until an answer is in, so when Locust
+stops a user mid-request (the load shape tapering after the surge) the lane goes
+back to its worker's pool with that request still pending, and whoever picks the
+lane up sends the very same operation again (same op id, same seq): the service
+replays the answer if the first one had applied.
+
+Online handhelds open a tube, scan ten residents (the tube closes itself when
+full), and close the last tube by hand. Risk residents go alone into tubes of one.
+The field's mistakes happen at fixed rates: a garbled read (refused before it
+reaches Redis, so its seq is used again), a resident scanned twice (refused, the
+answer names where), and a misread undone at once and scanned again.
+
+Offline handhelds queue the same operations without answers and upload them in
+batches of up to 500 when the network comes back; some upload a batch twice
+(the answer to the first upload was lost), and the second upload must be a
+replay of the first.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sampling import codes
+
+if TYPE_CHECKING:
+    from collections.abc import Generator
+
+    from loadtest.plan import Lane
+
+GARBLE = 0.01
+DUPLICATE = 0.005
+UNDO = 0.01
+TWICE = 0.3
+POOL = 10
+BATCH = 500
+
+
+@dataclass
+class Request:
+    method: str
+    #: Path under ``/v1/rounds/<round>``.
+    path: str
+    body: dict[str, Any] | None
+    name: str
+    #: Ledger fields of each operation the request carries.
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    #: Answers that are the expected outcome (refusals we provoked on purpose).
+    expected: tuple[int, ...] = (200, 201)
+    upload: int = 0
+
+
+@dataclass
+class Answer:
+    http: int
+    body: Any
+    attempts: int = 1
+    lost: int = 0
+    shed: int = 0
+
+
+def garble(code: str) -> str:
+    """The code with its check character wrong, as a glare-damaged read gives it."""
+    last = code[-1]
+    return code[:-1] + ("0" if last != "0" else "1")
+
+
+class LaneRun:
+    """A lane in progress: its counters, its script, and the request awaiting an answer."""
+
+    def __init__(self, lane: Lane, on_closed: Any = None) -> None:
+        self.lane = lane
+        self.device, self.token = lane.device, lane.token
+        self.role = "offline" if lane.offline else "online"
+        self.seq = 0
+        self.tubes = 0
+        self.rng = random.Random(lane.seed)
+        self.on_closed = on_closed or (lambda site, tube, count: None)
+        self.script = self._offline() if lane.offline else self._online()
+        self.pending: Request | None = None
+        self.answer: Answer | None = None
+        self.done = False
+        self.scanned = 0
+
+    # -- helpers -----------------------------------------------------------------
+
+    def _op(self, kind: str, tube: str, **extra: Any) -> dict[str, Any]:
+        self.seq += 1
+        return {"op": f"{self.lane.device}-{self.seq}", "seq": self.seq, "kind": kind,
+                "tube": tube, **extra}
+
+    def _tube(self) -> str:
+        self.tubes += 1
+        return codes.make_tube(self.lane.tube_base + self.tubes)
+
+    def _entry(self, op: dict[str, Any]) -> dict[str, Any]:
+        return {"d": self.lane.device, "seq": op["seq"], "op": op["op"], "k": op["kind"],
+                "t": op["tube"], "r": op.get("resident", "")}
+
+    def _single(self, op: dict[str, Any], expected: tuple[int, ...] = (200, 201)) -> Request:
+        kind, tube = op["kind"], op["tube"]
+        body = {k: v for k, v in op.items() if k not in ("kind", "tube")}
+        path, name = {
+            "open": ("/tubes", "open tube"),
+            "scan": (f"/tubes/{tube}/scans", "scan"),
+            "undo": (f"/tubes/{tube}/undo", "undo"),
+            "close": (f"/tubes/{tube}/close", "close tube"),
+        }[kind]
+        if kind == "open":
+            body["tube"] = tube
+        return Request("POST", path, body, name, [self._entry(op)], expected)
+
+    # -- the next request ----------------------------------------------------------
+
+    def next(self) -> Request | None:
+        """The request to send now: the pending one again, or the script's next."""
+        if self.pending is not None:
+            return self.pending
+        if self.done:
+            return None
+        try:
+            self.pending = (next(self.script) if self.answer is None
+                            else self.script.send(self.answer))
+        except StopIteration:
+            self.done = True
+            return None
+        return self.pending
+
+    def answered(self, answer: Answer) -> None:
+        self.pending = None
+        self.answer = answer
+
+    # -- scripts ---------------------------------------------------------------------
+
+    def _online(self) -> Generator[Request, Answer, None]:
+        site = self.lane.site
+        risky = [code for code, flags in self.lane.residents if flags]
+        pooled = [code for code, flags in self.lane.residents if not flags]
+        for code in risky:
+            tube = self._tube()
+            yield self._single(self._op("open", tube, capacity=1))
+            ans = yield self._single(self._op("scan", tube, resident=code))
+            self.scanned += 1
+            if ans.http == 200 and ans.body.get("closed"):
+                self.on_closed(site, tube, 1)
+        tube, count, done_codes = "", 0, []
+        for code in pooled:
+            if not tube:
+                tube, count = self._tube(), 0
+                yield self._single(self._op("open", tube))
+            roll = self.rng.random()
+            if roll < GARBLE:
+                misread = self._op("scan", tube, resident=garble(code))
+                misread["op"] += "-misread"
+                ans = yield self._single(misread, (400,))
+                if ans.http == 400:
+                    self.seq -= 1  # refused before anything was written: the seq is free
+            elif roll < GARBLE + DUPLICATE and done_codes:
+                again = self.rng.choice(done_codes)
+                yield self._single(self._op("scan", tube, resident=again), (409,))
+            ans = yield self._single(self._op("scan", tube, resident=code))
+            self.scanned += 1
+            if ans.http != 200:
+                continue
+            count = ans.body["count"]
+            done_codes.append(code)
+            if self.rng.random() < UNDO:
+                # A misread noticed at once: undo it, then scan the resident properly.
+                yield self._single(self._op("undo", tube, resident=code))
+                ans = yield self._single(self._op("scan", tube, resident=code))
+                count = ans.body.get("count", count) if ans.http == 200 else count
+            if ans.http == 200 and ans.body.get("closed"):
+                self.on_closed(site, tube, count)
+                tube = ""
+        if tube and count:
+            ans = yield self._single(self._op("close", tube))
+            if ans.http == 200:
+                self.on_closed(site, tube, count)
+
+    def _offline(self) -> Generator[Request, Answer, None]:
+        """Work through the queue without a network; upload when it comes back."""
+        queue: list[dict[str, Any]] = []
+        #: tube -> scans queued for it (closed tubes are handed to the sealer after upload)
+        fills: dict[str, int] = {}
+        closes: list[str] = []
+        tube, count = "", 0
+        residents = [code for code, flags in self.lane.residents if flags]
+        pooled = [code for code, flags in self.lane.residents if not flags]
+        for code in residents:
+            t = self._tube()
+            queue += [self._op("open", t, capacity=1), self._op("scan", t, resident=code)]
+            fills[t] = 1
+            closes.append(t)
+        done_codes: list[str] = []
+        for code in pooled:
+            if not tube:
+                tube, count = self._tube(), 0
+                queue.append(self._op("open", tube))
+            if self.rng.random() < DUPLICATE and done_codes:
+                queue.append(self._op("scan", tube, resident=self.rng.choice(done_codes)))
+            queue.append(self._op("scan", tube, resident=code))
+            count += 1
+            fills[tube] = count
+            done_codes.append(code)
+            if self.rng.random() < UNDO and count < POOL:
+                queue.append(self._op("undo", tube, resident=code))
+                queue.append(self._op("scan", tube, resident=code))
+            if count >= POOL:
+                closes.append(tube)
+                tube = ""
+        if tube and count:
+            queue.append(self._op("close", tube))
+            closes.append(tube)
+        # Uploads: the network comes back every few hundred operations.
+        start = 0
+        while start < len(queue):
+            size = min(BATCH, self.rng.randint(50, 400))
+            chunk = queue[start : start + size]
+            start += size
+            # A batch must not end between an open and its first scan: no matter, the
+            # service takes the ops in order either way; the chunk is sent as queued.
+            body = {"ops": [{k: v for k, v in o.items() if v is not None} for o in chunk]}
+            entries = [self._entry(o) for o in chunk]
+            uploads = 2 if self.rng.random() < TWICE else 1
+            for up in range(1, uploads + 1):
+                ans = yield Request("POST", "/batches", body, "offline batch", entries,
+                                    upload=up)
+                self.scanned += sum(o["kind"] == "scan" for o in chunk) if up == 1 else 0
+                if up == 1 and ans.http == 200:
+                    closed_now = {t for t in closes if t in {o["tube"] for o in chunk}}
+                    for t in sorted(closed_now):
+                        # a tube is closed once its last op has been uploaded
+                        last = max(n for n, o in enumerate(queue) if o["tube"] == t)
+                        if last < start:
+                            self.on_closed(self.lane.site, t, fills[t])
+                            closes.remove(t)
+        for t in closes:  # tubes whose last op was in an earlier chunk
+            self.on_closed(self.lane.site, t, fills[t])

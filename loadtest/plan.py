@@ -1,0 +1,173 @@
+"""The round a load test plays, deterministic from its seed.
+
+A district of ``residents`` people (:func:`sampling.demo.synth.district`) is cut
+into *lanes*: one lane is one sampler's handheld at one sampling point, with the
+queue of residents who will stand in front of it (in household order). About one
+lane in ten belongs to a handheld whose network drops (it queues its scans and
+uploads them as offline batches). Vacant homes and residents who are away do
+not come; everyone else is in exactly one lane, so a finished round has every
+planned resident bound once.
+
+Lanes are dealt to Locust workers round-robin (lane ``i`` to worker ``i % W``),
+and each worker also has one sealer per sampling point, one courier and one lab
+intake desk, so a worker's users can carry every tube its samplers close through
+boxing and intake without talking to other workers. The plan is written as one
+JSON file per worker (``plan/worker-<k>.json``) so a worker reads only its share.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sampling.demo.synth import District, district
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+#: Residents per sampling point (a point serves a few grids' worth of people a day).
+PER_SITE = 2_500
+OFFLINE_SHARE = 0.1
+LAB = "L1"
+
+
+@dataclass
+class Lane:
+    index: int
+    device: str
+    site: str
+    offline: bool
+    #: (resident code, risk flags) in the order they queue.
+    residents: list[tuple[str, str]]
+    #: First tube serial of the lane (each lane has 100,000 serials of its own).
+    tube_base: int
+    seed: int
+    token: str = ""
+
+
+@dataclass
+class WorkerPlan:
+    index: int
+    round_id: str
+    lanes: list[Lane]
+    #: site -> sealer device (id, token); courier and lab device (id, token).
+    sealers: dict[str, tuple[str, str]] = field(default_factory=dict)
+    courier: tuple[str, str] = ("", "")
+    lab: tuple[str, str] = ("", "")
+    viewer: str = ""
+    box_base: int = 0
+
+
+@dataclass
+class Plan:
+    round_id: str
+    residents: int
+    planned: int
+    sites: list[dict[str, str]]
+    risk: list[tuple[str, str]]
+    workers: list[WorkerPlan]
+    #: Residents of the register nobody will sample (vacant, away): the door-knock list.
+    absent: int = 0
+
+    @property
+    def lanes(self) -> list[Lane]:
+        return [lane for w in self.workers for lane in w.lanes]
+
+    def devices(self) -> list[dict[str, str]]:
+        """Every device the round needs, as POST /v1/devices bodies."""
+        out: list[dict[str, str]] = []
+        for w in self.workers:
+            out += [{"id": lane.device, "role": "scanner", "site": lane.site} for lane in w.lanes]
+            out += [{"id": d, "role": "sealer", "site": s} for s, (d, _) in w.sealers.items()]
+            out.append({"id": w.courier[0], "role": "courier"})
+            out.append({"id": w.lab[0], "role": "lab", "lab": LAB})
+        out.append({"id": "lt-viewer", "role": "viewer"})
+        return out
+
+    def set_tokens(self, tokens: dict[str, str]) -> None:
+        for w in self.workers:
+            for lane in w.lanes:
+                lane.token = tokens[lane.device]
+            w.sealers = {s: (d, tokens[d]) for s, (d, _) in w.sealers.items()}
+            w.courier = (w.courier[0], tokens[w.courier[0]])
+            w.lab = (w.lab[0], tokens[w.lab[0]])
+            w.viewer = tokens["lt-viewer"]
+
+    def write(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for w in self.workers:
+            (directory / f"worker-{w.index}.json").write_text(json.dumps(asdict(w)))
+        head = {"round_id": self.round_id, "residents": self.residents, "planned": self.planned,
+                "absent": self.absent, "workers": len(self.workers),
+                "lanes": sum(len(w.lanes) for w in self.workers)}
+        (directory / "plan.json").write_text(json.dumps(head))
+
+
+def load_worker(directory: Path, index: int) -> WorkerPlan:
+    raw: dict[str, Any] = json.loads((directory / f"worker-{index}.json").read_text())
+    lanes = [Lane(**{**lane, "residents": [tuple(r) for r in lane["residents"]]})
+             for lane in raw.pop("lanes")]
+    w = WorkerPlan(lanes=lanes, **raw)
+    w.sealers = {s: tuple(v) for s, v in w.sealers.items()}  # type: ignore[misc]
+    w.courier, w.lab = tuple(w.courier), tuple(w.lab)  # type: ignore[assignment]
+    return w
+
+
+def lane_size(residents: int, overload: float = 1.0) -> int:
+    """Residents per handheld: ~300 in small rounds, up to 1,000 in the full one;
+    an overload run cuts lanes smaller so more handhelds work at once."""
+    size = 300 if residents <= 50_000 else 1_000
+    return max(20, int(size / max(overload, 1.0)))
+
+
+def build(residents: int, *, seed: int = 7, workers: int = 2, round_id: str = "lt",
+          run_nonce: int = 0, overload: float = 1.0, per_site: int = PER_SITE) -> Plan:
+    """The whole plan; ``run_nonce`` keeps tube and box serials unique across runs
+    against one long-lived service (a tube barcode is opened once, ever)."""
+    n_sites = max(2, residents // per_site)
+    d: District = district(residents, n_sites, seed)
+    rng = random.Random(seed)
+    by_site: dict[str, list[tuple[str, str]]] = {s.id: [] for s in d.sites}
+    grid_site = {s.grid: s.id for s in d.sites}
+    absent = 0
+    risk: list[tuple[str, str]] = []
+    for r in d.residents:
+        if r.vacant or r.away:
+            absent += 1
+            continue
+        flags = r.risk_flags
+        if flags:
+            risk.append((r.code, flags))
+        by_site[grid_site[r.grid]].append((r.code, flags))
+    size = lane_size(residents, overload)
+    lanes: list[Lane] = []
+    tube_root = (10 + run_nonce % 90) * 10**9
+    for site, queue in by_site.items():
+        for start in range(0, len(queue), size):
+            i = len(lanes)
+            lanes.append(Lane(
+                index=i, device=f"lt-s{i:05d}", site=site,
+                offline=rng.random() < OFFLINE_SHARE,
+                residents=queue[start : start + size],
+                tube_base=tube_root + i * 100_000, seed=seed * 1_000_003 + i,
+            ))
+    # Deal lanes so each worker gets a mix of sites and of offline handhelds.
+    order = sorted(lanes, key=lambda lane: (lane.index * 7919) % max(len(lanes), 1))
+    plans: list[WorkerPlan] = []
+    box_root = (1 + run_nonce % 9) * 10**8
+    for k in range(workers):
+        mine = [lane for n, lane in enumerate(order) if n % workers == k]
+        sites = sorted({lane.site for lane in mine})
+        plans.append(WorkerPlan(
+            index=k, round_id=round_id, lanes=mine,
+            sealers={s: (f"lt-w{k}-seal-{s}", "") for s in sites},
+            courier=(f"lt-w{k}-courier", ""), lab=(f"lt-w{k}-lab", ""),
+            box_base=box_root + k * 1_000_000,
+        ))
+    site_rows = [{"id": s.id, "name": s.name, "street": s.street, "community": s.community,
+                  "grid": s.grid} for s in d.sites]
+    planned = sum(len(q) for q in by_site.values())
+    return Plan(round_id=round_id, residents=residents, planned=planned, sites=site_rows,
+                risk=risk, workers=plans, absent=absent)
