@@ -125,8 +125,10 @@ class IntakeJob(Job):
         self.box, self.tubes = box, tubes
 
     def __init__(self, device: str, token: str, seq: Seq, box: str,
-                 tubes: list[tuple[str, int]]) -> None:
+                 tubes: list[tuple[str, int]],
+                 then: Callable[[str, list[tuple[str, int]]], None] | None = None) -> None:
         self._script_args(box, tubes)
+        self.then = then
         super().__init__(device, token, seq)
 
     def _script(self) -> Generator[Request, Answer, None]:
@@ -137,8 +139,46 @@ class IntakeJob(Job):
         for tube, _ in self.tubes:
             yield self._req("intake", f"/boxes/{box}/intake", "lab: intake tube",
                             {"tube": tube}, box, tube)
-        yield self._req("intake_close", f"/boxes/{box}/intake/close", "lab: close intake", {},
-                        box)
+        ans = yield self._req("intake_close", f"/boxes/{box}/intake/close",
+                              "lab: close intake", {}, box)
+        if ans.http == 200 and self.then is not None:
+            self.then(box, self.tubes)
+
+
+class ResultsJob(Job):
+    """The lab system reports the box's tubes: mostly negative, a few positive or invalid.
+
+    Results carry no operation id: the service recognises a result sent again as a
+    duplicate, so a retry after a lost answer is safe.
+    """
+
+    role = "labsys"
+
+    def __init__(self, device: str, token: str, seq: Seq, box: str,
+                 tubes: list[tuple[str, int]], seed: int) -> None:
+        self.box, self.tubes, self.seed = box, tubes, seed
+        super().__init__(device, token, seq)
+
+    def _script(self) -> Generator[Request, Answer, None]:
+        import random
+        from datetime import datetime
+
+        rng = random.Random(self.seed)
+        now = datetime.now().replace(microsecond=0).isoformat()
+        rows: list[dict[str, Any]] = []
+        for tube, _ in self.tubes:
+            row: dict[str, Any] = {"tube": tube, "outcome": "negative", "tested_at": now}
+            roll = rng.random()
+            if roll < 0.005:
+                ct = round(rng.uniform(20, 34), 1)
+                row.update(outcome="positive", ct_orf1ab=ct, ct_n=round(ct + 1.3, 1))
+            elif roll < 0.008:
+                row["outcome"] = "invalid"
+            rows.append(row)
+        seq = self.seq.next()
+        entry = {"d": self.device, "seq": seq, "op": f"results-{self.box}", "k": "results",
+                 "b": self.box, "t": "", "r": ""}
+        yield Request("POST", "/results", {"results": rows}, "lab system: results", [entry])
 
 
 def box_code(serial: int) -> str:

@@ -53,7 +53,7 @@ def _setup(host: str, admin: str, plan: planning.Plan) -> dict[str, Any]:
                 "residents": [{"resident": c, "flags": f} for c, f in chunk]}).raise_for_status()
         paths = http.get("/docs/openapi.json").json().get("paths", {})
     return {"boxing": any("/boxes" in p for p in paths),
-            "lab": any("/results" in p for p in paths)}
+            "lab": any(p.endswith("/results") for p in paths)}
 
 
 def _aggregate(run_dir: Path) -> dict[str, Any]:
@@ -216,7 +216,8 @@ def run(*, residents: int, seed: int, api_workers: int, workers: int, out: Path 
         env = {**os.environ, "LT_RUN": str(run_dir), "LT_WORKERS": str(workers),
                "LT_PACE": str(pace), "LT_PEAK": str(peak), "LT_DAY": str(day),
                "LT_MAX_SECONDS": str(max_seconds), "LT_TIMEOUT": str(timeout),
-               "LT_BOXING": "1" if features["boxing"] else "0"}
+               "LT_BOXING": "1" if features["boxing"] else "0",
+               "LT_LAB": "1" if features["lab"] else "0"}
         console.print(f"Locust: {workers} workers, up to {peak} samplers at the 9 a.m. surge, "
                       f"a day of {day:.0f} s" + (f", overload x{overload:g}" if overload > 1
                                                  else ""))

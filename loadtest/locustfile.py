@@ -35,7 +35,7 @@ from locust import LoadTestShape, between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from loadtest.chain import BoxJob, IntakeJob, Job, PickupJob, Seq, box_code
+from loadtest.chain import BoxJob, IntakeJob, Job, PickupJob, ResultsJob, Seq, box_code
 from loadtest.lanes import Answer, LaneRun, Request
 from loadtest.ledger import Ledger
 from loadtest.plan import WorkerPlan, load_worker
@@ -52,7 +52,8 @@ BOXING = _env("BOXING", "1") == "1"
 BOX_TUBES = int(_env("BOX_TUBES", "30"))
 #: Attempts without any answer (timeouts, 5xx) before an operation is given up.
 MAX_LOST = int(_env("MAX_LOST", "30"))
-CHAIN = ("sealer", "courier", "lab")
+LAB_RESULTS = _env("LAB", "1") == "1"
+CHAIN = ("sealer", "courier", "lab", "labsys")
 
 
 class GaveUp(Exception):
@@ -150,7 +151,13 @@ class Work:
 
     def _picked(self, box: str, tubes: list[tuple[str, int]]) -> None:
         device, token = self.plan.lab
-        self.add(IntakeJob(device, token, self._seq(device), box, tubes))
+        self.add(IntakeJob(device, token, self._seq(device), box, tubes, self._taken_in))
+
+    def _taken_in(self, box: str, tubes: list[tuple[str, int]]) -> None:
+        if LAB_RESULTS and self.plan.labsys[0]:
+            device, token = self.plan.labsys
+            self.add(ResultsJob(device, token, self._seq(device), box, tubes,
+                                self.plan.box_base + self.boxes))
 
     # -- the ledger ----------------------------------------------------------------------
 
@@ -167,6 +174,8 @@ class Work:
         if 200 <= ans.http < 300:
             status, count, replayed = "ok", body.get("count", body.get("tubes", 0)), bool(
                 body.get("replayed"))
+            if "stored" in body:  # a results upload: rows stored now or already
+                count = body["stored"] + body.get("duplicate", 0)
         else:
             status, count, replayed = str(body.get("code", f"http_{ans.http}")), 0, False
         for entry in req.entries:
@@ -329,7 +338,14 @@ class Courier(Handheld):
 
 class LabDesk(Handheld):
     fixed_count = WORKERS
-    roles = ("lab", "courier", "sealer")
+    roles = ("lab", "courier", "sealer", "labsys")
+
+
+class LabSystem(Handheld):
+    """The lab's instrument software reporting each taken-in box's results."""
+
+    fixed_count = WORKERS
+    roles = ("labsys", "lab", "courier", "sealer")
 
 
 class Viewer(FastHttpUser):
@@ -391,4 +407,7 @@ class RoundDay(LoadTestShape):
         if BOXING:
             classes += [Sealer, Courier, LabDesk]
             fixed += 3 * WORKERS
+            if LAB_RESULTS:
+                classes.append(LabSystem)
+                fixed += WORKERS
         return samplers + fixed, max(10.0, self.peak / 5), classes

@@ -56,6 +56,8 @@ class WorkerPlan:
     sealers: dict[str, tuple[str, str]] = field(default_factory=dict)
     courier: tuple[str, str] = ("", "")
     lab: tuple[str, str] = ("", "")
+    #: The lab system's device (uploads results): role lab, like the desk.
+    labsys: tuple[str, str] = ("", "")
     viewer: str = ""
     box_base: int = 0
 
@@ -83,6 +85,7 @@ class Plan:
             out += [{"id": d, "role": "sealer", "site": s} for s, (d, _) in w.sealers.items()]
             out.append({"id": w.courier[0], "role": "courier"})
             out.append({"id": w.lab[0], "role": "lab", "lab": LAB})
+            out.append({"id": w.labsys[0], "role": "lab", "lab": LAB})
         out.append({"id": "lt-viewer", "role": "viewer"})
         return out
 
@@ -93,6 +96,7 @@ class Plan:
             w.sealers = {s: (d, tokens[d]) for s, (d, _) in w.sealers.items()}
             w.courier = (w.courier[0], tokens[w.courier[0]])
             w.lab = (w.lab[0], tokens[w.lab[0]])
+            w.labsys = (w.labsys[0], tokens[w.labsys[0]])
             w.viewer = tokens["lt-viewer"]
 
     def write(self, directory: Path) -> None:
@@ -112,6 +116,7 @@ def load_worker(directory: Path, index: int) -> WorkerPlan:
     w = WorkerPlan(lanes=lanes, **raw)
     w.sealers = {s: tuple(v) for s, v in w.sealers.items()}  # type: ignore[misc]
     w.courier, w.lab = tuple(w.courier), tuple(w.lab)  # type: ignore[assignment]
+    w.labsys = tuple(w.labsys)  # type: ignore[assignment]
     return w
 
 
@@ -164,6 +169,7 @@ def build(residents: int, *, seed: int = 7, workers: int = 2, round_id: str = "l
             index=k, round_id=round_id, lanes=mine,
             sealers={s: (f"lt-w{k}-seal-{s}", "") for s in sites},
             courier=(f"lt-w{k}-courier", ""), lab=(f"lt-w{k}-lab", ""),
+            labsys=(f"lt-w{k}-labsys", ""),
             box_base=box_root + k * 1_000_000,
         ))
     site_rows = [{"id": s.id, "name": s.name, "street": s.street, "community": s.community,

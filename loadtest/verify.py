@@ -177,6 +177,9 @@ async def verify(redis: AnyRedis, round_id: str, hasher: ResidentHasher, run_dir
             pipe.hlen(box_keys.box_tubes(round_id, box))
         for (_box, n), have in zip(per_box.items(), await pipe.execute(), strict=True):
             box_mismatch += int(have) != n
+    results = ops.filter(pl.col("k") == "results")
+    results_ok = results.filter(pl.col("s") == "ok")
+    taken_in = ops.filter((pl.col("k") == "intake") & (pl.col("s") == "ok")).height
     statuses = dict(binding.filter(pl.col("k") == "scan").group_by("s").len().iter_rows())
     return {
         "lost": lost,
@@ -196,6 +199,9 @@ async def verify(redis: AnyRedis, round_id: str, hasher: ResidentHasher, run_dir
         "boxes_sealed": sealed,
         "tubes_boxed": adds.height,
         "journal_entries": report.entries,
+        "tubes_taken_in": taken_in,
+        "results_reported": int(results_ok["n"].sum() or 0),
+        "results_refused_uploads": results.height - results_ok.height,
         "scan_answers": statuses,
         "ledger_lines": ledger.height,
         "retried_ops": ledger.filter(pl.col("a") > 1).height,

@@ -1,0 +1,44 @@
+"""The load test end to end: a small round through ``python -m loadtest``, verified clean.
+
+20,000 residents by default; ``SAMPLING_LOADTEST_RESIDENTS`` lowers it on a slow
+machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RESIDENTS = int(os.environ.get("SAMPLING_LOADTEST_RESIDENTS", "20000"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_a_round_loses_nothing(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "loadtest", "--residents", str(RESIDENTS), "--out",
+         str(tmp_path / "run"), "--workers", "2", "--api-workers", "2"],
+        capture_output=True, text=True, timeout=840, check=False,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert run.stdout.strip(), run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert run.returncode == 0, (summary, run.stderr[-3000:])
+    assert summary["end"] == "done"
+    assert summary["lost"] == 0
+    assert summary["doubled"] == 0
+    assert summary["unacknowledged"] == 0
+    assert summary["tube_mismatch"] == 0
+    assert summary["journal_missing"] == summary["journal_extra"] == 0
+    assert summary["replay_mismatch"] == 0
+    assert summary["unscanned"] == 0
+    assert summary["bound"] == summary["planned"]
+    assert summary["errors"] == 0
+    assert summary["requests"] > summary["planned"] / 2
+    for report in ("locust_stats.csv", "locust.html", "verify.json"):
+        assert (tmp_path / "run" / report).exists(), report
