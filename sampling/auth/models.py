@@ -10,7 +10,7 @@ Role = Literal["scanner", "sealer", "courier", "lab", "admin", "grid", "viewer"]
 ROLES: tuple[Role, ...] = ("scanner", "sealer", "courier", "lab", "admin", "grid", "viewer")
 
 
-class Device(Base):
+class Device(Base, frozen=True):
     """A registered device. ``digest`` is SHA-256 of its token; the token itself is
     shown once, when the device is created, and never stored."""
 
@@ -38,7 +38,7 @@ class Device(Base):
         )
 
 
-class DeviceIn(Base):
+class DeviceIn(Base, frozen=True):
     id: Ident
     role: Role
     site: Text = ""
@@ -48,7 +48,7 @@ class DeviceIn(Base):
     expires_in: int | None = None
 
 
-class DeviceView(Base):
+class DeviceView(Base, frozen=True):
     id: str
     role: Role
     site: str
@@ -59,7 +59,7 @@ class DeviceView(Base):
     revoked: bool
 
 
-class DeviceCreated(Base):
+class DeviceCreated(Base, frozen=True):
     device: DeviceView
     #: Shown once: store it on the device now.
     token: str

@@ -13,13 +13,13 @@ Purpose = Literal["pool", "resample"]
 OpKind = Literal["open", "scan", "undo", "close"]
 
 
-class RoundIn(Base):
+class RoundIn(Base, frozen=True):
     id: RoundId
     name: Text
     pool: Capacity = 10
 
 
-class Round(Base):
+class Round(Base, frozen=True):
     id: str
     name: str
     pool: int
@@ -27,7 +27,7 @@ class Round(Base):
     created_at: float
 
 
-class SiteIn(Base):
+class SiteIn(Base, frozen=True):
     id: Ident
     name: Text
     street: Text
@@ -39,7 +39,7 @@ class Site(SiteIn, frozen=True, kw_only=True):
     pass
 
 
-class OpenTube(Base):
+class OpenTube(Base, frozen=True):
     op: OpId
     seq: Seq
     tube: Code
@@ -47,25 +47,25 @@ class OpenTube(Base):
     purpose: Purpose = "pool"
 
 
-class Scan(Base):
+class Scan(Base, frozen=True):
     op: OpId
     seq: Seq
     resident: Code
 
 
-class Undo(Base):
+class Undo(Base, frozen=True):
     op: OpId
     seq: Seq
     #: The resident whose scan is undone; omitted: whoever was scanned last.
     resident: Code | None = None
 
 
-class CloseTube(Base):
+class CloseTube(Base, frozen=True):
     op: OpId
     seq: Seq
 
 
-class BatchOp(Base):
+class BatchOp(Base, frozen=True):
     op: OpId
     seq: Seq
     kind: OpKind
@@ -75,11 +75,11 @@ class BatchOp(Base):
     purpose: Purpose = "pool"
 
 
-class Batch(Base):
+class Batch(Base, frozen=True):
     ops: list[BatchOp]
 
 
-class OpResult(Base):
+class OpResult(Base, frozen=True):
     """What one operation came to. ``status`` is ``ok`` or a refusal code."""
 
     seq: int
@@ -93,7 +93,7 @@ class OpResult(Base):
     replayed: bool = False
 
 
-class BatchResult(Base):
+class BatchResult(Base, frozen=True):
     results: list[OpResult]
     applied: int
     refused: int
@@ -101,13 +101,13 @@ class BatchResult(Base):
     gaps: list[tuple[int, int]]
 
 
-class TubeMember(Base):
+class TubeMember(Base, frozen=True):
     #: First 8 hex digits of the resident's keyed hash: enough to tell scans apart.
     ref: str
     scanned_at: float
 
 
-class Tube(Base):
+class Tube(Base, frozen=True):
     tube: str
     round: str
     site: str
@@ -121,11 +121,11 @@ class Tube(Base):
     members: list[TubeMember]
 
 
-class RiskFlag(Base):
+class RiskFlag(Base, frozen=True):
     resident: Code
     #: Any of Y (yellow code), R (red code), I (isolation); empty clears the flag.
     flags: Annotated[str, Meta(pattern=r"^[YRI]{0,3}$")] = ""
 
 
-class RiskUpdate(Base):
+class RiskUpdate(Base, frozen=True):
     residents: list[RiskFlag]

@@ -12,9 +12,11 @@ import itertools
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from sampling import codes
 from sampling.binding import keys
@@ -117,6 +119,8 @@ class Binder:
         self._max_batch = max_batch
         self._waitaof = waitaof
         self._lane = lane
+        #: Plain clients to cluster nodes, for WAITAOF on the connection that wrote.
+        self._nodes: dict[str, Any] = {}
         self._pools: dict[str, int] = {}
 
     # -- single operations (the online handheld) ---------------------------------
@@ -367,8 +371,12 @@ class Binder:
             after = [("WAITAOF", 1, 0, 1000)] if self._waitaof else []
             replies = await self._lane.evalsha(source(_PKG, "apply.lua"), ks, args, *after)
             if self._waitaof and int(replies[1][0]) < 1:
-                raise Refusal("not_durable", "the server did not confirm the write to disk in "
-                              "time; retry with the same operation id", 503)
+                raise Refusal(
+                    "not_durable",
+                    "the server did not confirm the write to disk in "
+                    "time; retry with the same operation id",
+                    503,
+                )
             reply: list[bytes] = replies[0]
             return reply
         if not self._waitaof:
@@ -376,7 +384,21 @@ class Binder:
             return result
         # WAITAOF must follow the write on the same connection: one pipeline,
         # one round trip. numlocal=1: the local AOF fsync is what we promise.
-        pipe = self._redis.pipeline(transaction=False)
+        # On a cluster the pipeline goes to the node that owns the round's slot
+        # (a cluster pipeline refuses scripts, and WAITAOF has no key to route by).
+        client: Any = self._redis
+        if isinstance(client, RedisCluster):
+            node = client.get_node_from_key(ks[0])
+            client = self._nodes.get(node.name)
+            if client is None:
+                kw = node.connection_kwargs
+                client = self._nodes[node.name] = Redis(
+                    host=node.host,
+                    port=node.port,
+                    password=kw.get("password"),
+                    socket_timeout=kw.get("socket_timeout"),
+                )
+        pipe = client.pipeline(transaction=False)
         await self._scripts["apply"](keys=ks, args=args, client=pipe)
         pipe.execute_command("WAITAOF", 1, 0, 1000)
         reply, (local, _) = await pipe.execute()

@@ -187,12 +187,6 @@ def test_cluster_journal_and_state_land_on_the_round_node(
         direct.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=redis.RedisClusterException,
-    reason="Binder._run_apply runs apply.lua + WAITAOF in a client pipeline; redis-py's "
-    "ClusterPipeline refuses EVALSHA ('Calling pipelined function evalsha is blocked')",
-)
 def test_cluster_with_waitaof(cluster: Cluster, cr: redis.RedisCluster) -> None:
     """The waitaof durability setting: apply.lua and WAITAOF in one pipeline."""
     out = asyncio.run(scenario(cluster.url, cluster=True, waitaof=True))
