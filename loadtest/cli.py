@@ -31,27 +31,36 @@ from loadtest import stack
 console = Console(stderr=True)
 
 
+def _send(http: httpx.Client, method: str, path: str, body: Any = None) -> httpx.Response:
+    """One admin request, waiting out 429/503 (the admin token has a rate limit too)."""
+    for _ in range(100):
+        resp = http.request(method, path, json=body)
+        if resp.status_code not in (429, 503):
+            resp.raise_for_status()
+            return resp
+        time.sleep(float(resp.headers.get("Retry-After") or 1.0))
+    resp.raise_for_status()
+    return resp
+
+
 def _setup(host: str, admin: str, plan: planning.Plan) -> dict[str, Any]:
     """Round, sites, devices and risk flags, through the API as an admin would."""
     h = {"Authorization": f"Bearer {admin}"}
     with httpx.Client(base_url=host, headers=h, timeout=60) as http:
-        made = http.post("/v1/rounds", json={"id": plan.round_id, "name": "load test", "pool": 10})
-        made.raise_for_status()
-        known = {s["id"] for s in http.get("/v1/sites").json()}
+        _send(http, "POST", "/v1/rounds", {"id": plan.round_id, "name": "load test", "pool": 10})
+        known = {s["id"] for s in _send(http, "GET", "/v1/sites").json()}
         for site in plan.sites:
             if site["id"] not in known:
-                http.post("/v1/sites", json=site).raise_for_status()
+                _send(http, "POST", "/v1/sites", site)
         tokens: dict[str, str] = {}
         for device in plan.devices():
-            made = http.post("/v1/devices", json=device)
-            made.raise_for_status()
-            tokens[device["id"]] = made.json()["token"]
+            tokens[device["id"]] = _send(http, "POST", "/v1/devices", device).json()["token"]
         plan.set_tokens(tokens)
         for start in range(0, len(plan.risk), 5_000):
             chunk = plan.risk[start : start + 5_000]
-            http.put(f"/v1/rounds/{plan.round_id}/risk", json={
-                "residents": [{"resident": c, "flags": f} for c, f in chunk]}).raise_for_status()
-        paths = http.get("/docs/openapi.json").json().get("paths", {})
+            _send(http, "PUT", f"/v1/rounds/{plan.round_id}/risk",
+                  {"residents": [{"resident": c, "flags": f} for c, f in chunk]})
+        paths = _send(http, "GET", "/docs/openapi.json").json().get("paths", {})
     return {"boxing": any("/boxes" in p for p in paths),
             "lab": any(p.endswith("/results") for p in paths)}
 
