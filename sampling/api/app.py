@@ -10,7 +10,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from sampling.api.admin import AdminController
-from sampling.api.auth import authenticate
+from sampling.api.auth import auth_middleware
 from sampling.api.health import health, ready
 from sampling.api.limits import DeviceLimiter, Gate, admission
 from sampling.api.problems import HANDLERS
@@ -49,9 +49,8 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
         ],
         on_startup=[startup],
         on_shutdown=[shutdown],
-        guards=[authenticate],
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
-        middleware=[admission(gate)],
+        middleware=[admission(gate), auth_middleware],
         request_max_body_size=settings.max_body,
         openapi_config=OpenAPIConfig(
             title="sampling",

@@ -57,6 +57,12 @@ class _Protocol(asyncio.Protocol):
                 fut.set_exception(RedisConnectionError(f"connection to Redis lost: {exc}"))
 
 
+def _expire(futures: list[asyncio.Future[Any]]) -> None:
+    for f in futures:
+        if not f.done():
+            f.set_exception(RedisTimeoutError("Redis did not answer in time"))
+
+
 class Lane:
     def __init__(self, url: str, timeout: float = 2.0) -> None:
         self._url = urlparse(url)
@@ -96,11 +102,12 @@ class Lane:
         proto.waiting.extend(futures)
         assert proto.transport is not None
         proto.transport.write(b"".join(hiredis.pack_command(c) for c in commands))
+        # A timer, not asyncio.wait_for: no extra task per command on the hot path.
+        timer = loop.call_later(self._timeout, _expire, futures)
         try:
-            replies = await asyncio.wait_for(asyncio.gather(*futures), self._timeout)
-        except TimeoutError as exc:
-            raise RedisTimeoutError("Redis did not answer in time") from exc
-        return list(replies)
+            return [await f for f in futures]
+        finally:
+            timer.cancel()
 
     async def execute(self, *commands: tuple[Any, ...]) -> list[Any]:
         """Send the commands back to back on the lane; their replies, errors raised."""
