@@ -3,7 +3,7 @@
 It runs its own event loop in a thread, so a synchronous test (Litestar's
 TestClient) and an asynchronous one can both drive it. Modes:
 
-* ``pass``: bytes flow both ways unchanged;
+* ``pass``: bytes flow both ways unchanged (and a pending :meth:`drop_after` is cancelled);
 * ``delay``: every chunk waits ``delay`` seconds before it is forwarded (a slow
   or congested network);
 * ``blackhole``: connections are accepted and bytes are swallowed (a peer that
@@ -62,6 +62,8 @@ class FaultProxy:
     def set(self, mode: Mode, delay: float = 0.0) -> None:
         def apply() -> None:
             self.mode, self.delay = mode, delay
+            if mode == "pass":
+                self._drop_budget = None  # back to normal: no cut pending
             if mode == "reset":
                 for w in list(self._writers):
                     _rst(w)
