@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from sampling.binding import keys
+from sampling.store.client import as_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -85,7 +86,7 @@ async def drain(
     out.mkdir(parents=True, exist_ok=True)
     stream, cursor_key = keys.journal(round_id), keys.archive(round_id)
     raw = await redis.hget(cursor_key, "last_id")
-    last = raw.decode() if raw else "0-0"
+    last = as_bytes(raw).decode() if raw else "0-0"
     moved = parts = 0
     while True:
         # A trim interrupted last time is finished before reading on.
@@ -93,13 +94,13 @@ async def drain(
         entries = await redis.xrange(stream, min="(" + last, count=chunk)
         if not entries:
             break
-        frame = _rows(entries)
-        first = entries[0][0].decode()
+        frame = _rows(entries)  # type: ignore[arg-type]  # replies are bytes here
+        first = as_bytes(entries[0][0] or b"").decode()
         target = out / f"part-{first.replace('-', '_')}.parquet"
         tmp = target.with_suffix(".tmp")
         frame.write_parquet(tmp)
         tmp.replace(target)
-        last = entries[-1][0].decode()
+        last = as_bytes(entries[-1][0] or b"").decode()
         await redis.hset(cursor_key, mapping={"last_id": last})
         moved += len(entries)
         parts += 1

@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -21,7 +22,7 @@ from sampling.errors import SamplingError
 from sampling.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable, Coroutine
 
 T = TypeVar("T")
 console = Console(stderr=True)
@@ -63,7 +64,7 @@ def settings() -> Settings:
         raise click.ClickException(str(exc)) from exc
 
 
-def run(make: Callable[[str], Awaitable[T]]) -> T:
+def run(make: Callable[[str], Coroutine[Any, Any, T]]) -> T:
     """Run ``make(redis_url)`` against the configured or embedded server; errors read well."""
     from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -331,7 +332,7 @@ def archive(round_id: str | None) -> None:
                 await svc.rounds.get(rid)
                 task = bar.add_task(f"archiving {rid}", total=None)
                 report = await arch.drain(
-                    svc.redis, rid, cfg.data_dir, progress=lambda n, t=task: bar.advance(t, n)
+                    svc.redis, rid, cfg.data_dir, progress=partial(bar.advance, task)
                 )
                 files = arch.materialize(cfg.data_dir, rid)
                 console.print(

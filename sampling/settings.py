@@ -94,7 +94,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             redis_cluster=get("REDIS_CLUSTER", "0").lower() in ("1", "true", "yes"),
             data_dir=Path(get("DATA_DIR", ".sampling")),
             secret_hex=secret,
-            durability=durability,  # type: ignore[arg-type]
+            durability=durability,
             max_batch=int(number("MAX_BATCH", 500, int)),
             workers=int(number("WORKERS", 2, int)),
             host=get("HOST", "127.0.0.1"),

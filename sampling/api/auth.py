@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request  # noqa: TC002 - Litestar reads it at runtime
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send  # noqa: TC002
 
 from sampling.auth.models import Device  # noqa: TC001 - read at runtime by DI
@@ -47,12 +48,12 @@ async def _authenticate(scope: Scope, roles: tuple[str, ...], hot: bool) -> Devi
 
 def auth_middleware(app: ASGIApp) -> ASGIApp:
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == ScopeType.HTTP:
             opt = scope["route_handler"].opt
             roles = opt.get("roles")
             if roles is not None:
                 device = await _authenticate(scope, roles, bool(opt.get("hot")))
-                scope.setdefault("state", {})["device"] = device  # type: ignore[typeddict-item]
+                scope.setdefault("state", {})["device"] = device
         await app(scope, receive, send)
 
     return middleware

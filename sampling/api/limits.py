@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from litestar.enums import ScopeType
 
 from sampling.errors import RateLimited
 
@@ -108,13 +109,13 @@ class Admission:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         gate = self.gate
-        if scope["type"] != "http" or scope["path"] in EXEMPT:
+        if scope["type"] != ScopeType.HTTP or scope["path"] in EXEMPT:
             await self.app(scope, receive, send)
             return
         if gate.inflight >= gate.limit:
             gate.refused += 1
             await send({"type": "http.response.start", "status": 503, "headers": _HEADERS})
-            await send({"type": "http.response.body", "body": _OVERLOADED})
+            await send({"type": "http.response.body", "body": _OVERLOADED})  # type: ignore[arg-type]
             return
         gate.inflight += 1
         try:

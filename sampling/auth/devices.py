@@ -23,13 +23,18 @@ import msgspec
 from sampling.auth import keys
 from sampling.auth.models import Device, DeviceCreated, DeviceIn
 from sampling.errors import AuthError, Conflict, NotFound
+from sampling.store.client import as_bytes
 
 if TYPE_CHECKING:
     from sampling.store.client import AnyRedis
 
 CACHE_SECONDS = 30.0
-_decode = msgspec.msgpack.Decoder(Device).decode
+_decoder = msgspec.msgpack.Decoder(Device)
 _encode = msgspec.msgpack.Encoder().encode
+
+
+def _decode(raw: bytes | str) -> Device:
+    return _decoder.decode(as_bytes(raw))
 
 
 def digest(token: str) -> str:
@@ -119,4 +124,4 @@ class RevokedFanout:
         from sampling.binding import keys as bkeys
 
         for round_id in await self._redis.hkeys(bkeys.ROUNDS):
-            await self._redis.sadd(bkeys.revoked(round_id.decode()), device_id)
+            await self._redis.sadd(bkeys.revoked(as_bytes(round_id).decode()), device_id)

@@ -12,12 +12,23 @@ from sampling.binding import keys
 from sampling.binding.errors import RoundNotFound
 from sampling.binding.models import POOL_SIZES, Round, RoundIn, Site, SiteIn
 from sampling.errors import BadInput, Conflict, NotFound
+from sampling.store.client import as_bytes
 
 if TYPE_CHECKING:
     from sampling.store.client import AnyRedis
 
-_round = msgspec.msgpack.Decoder(Round).decode
-_site = msgspec.msgpack.Decoder(Site).decode
+_round_dec = msgspec.msgpack.Decoder(Round)
+_site_dec = msgspec.msgpack.Decoder(Site)
+
+
+def _round(raw: bytes | str) -> Round:
+    return _round_dec.decode(as_bytes(raw))
+
+
+def _site(raw: bytes | str) -> Site:
+    return _site_dec.decode(as_bytes(raw))
+
+
 _encode = msgspec.msgpack.Encoder().encode
 
 
@@ -59,7 +70,7 @@ class Rounds:
 
     async def counters(self, round_id: str) -> dict[str, int]:
         raw = await self._redis.hgetall(keys.count(round_id))
-        return {k.decode(): int(v) for k, v in raw.items()}
+        return {as_bytes(k).decode(): int(v) for k, v in raw.items()}
 
 
 class Sites:

@@ -28,12 +28,22 @@ from sampling.binding.models import (
     BatchOp,
     BatchResult,
     OpResult,
+    Purpose,
     RiskUpdate,
     Tube,
 )
 from sampling.binding.tube import TubeRecord
-from sampling.errors import BadInput, BatchTooLarge, Forbidden, GarbledCode, NotFound, Refusal
+from sampling.errors import (
+    BadInput,
+    BatchTooLarge,
+    Forbidden,
+    GarbledCode,
+    NotFound,
+    Refusal,
+    Unavailable,
+)
 from sampling.oplog import fingerprint
+from sampling.store.client import as_bytes
 from sampling.store.scripts import Scripts, source
 
 if TYPE_CHECKING:
@@ -133,12 +143,12 @@ class Binder:
         seq: int,
         op: str,
         capacity: int | None,
-        purpose: str,
+        purpose: Purpose,
     ) -> OpResult:
         item = await self._prepare(
             round_id,
             BatchOp(op=op, seq=seq, kind="open", tube=tube, capacity=capacity, purpose=purpose),
-        )  # type: ignore[arg-type]
+        )
         return await self._single(device, round_id, item)
 
     async def scan(
@@ -214,7 +224,8 @@ class Binder:
         highest = size // 8
         start = max(0, highest - window)
         raw = await self._redis.getrange(key, start * 8, size - 1)
-        records = np.frombuffer(raw[: (len(raw) // 8) * 8], dtype=np.uint64)
+        data = as_bytes(raw)
+        records = np.frombuffer(data[: (len(data) // 8) * 8], dtype=np.uint64)
         unused = np.flatnonzero(records == 0) + start + 1
         out: list[tuple[int, int]] = []
         if unused.size:
@@ -268,7 +279,7 @@ class Binder:
         raw = await self._redis.get(keys.tube(round_id, item.tube))
         if raw is None:
             return item  # the script answers tube_not_found, and records it
-        members = TubeRecord(raw).members
+        members = TubeRecord(as_bytes(raw)).members
         last = members[-1][0] if members else b"\0" * 8
         return _Op(seq=item.seq, op=item.op, kind=item.kind, tube=item.tube, rhash=last, named=b"")
 
@@ -389,12 +400,14 @@ class Binder:
         client: Any = self._redis
         if isinstance(client, RedisCluster):
             node = client.get_node_from_key(ks[0])
+            if node is None:
+                raise Unavailable("the cluster has no node for this round's slot; retry shortly")
             client = self._nodes.get(node.name)
             if client is None:
                 kw = node.connection_kwargs
                 client = self._nodes[node.name] = Redis(
                     host=node.host,
-                    port=node.port,
+                    port=int(node.port),
                     password=kw.get("password"),
                     socket_timeout=kw.get("socket_timeout"),
                 )
@@ -426,7 +439,7 @@ class Binder:
         raw = await self._redis.get(keys.tube(round_id, tube))
         if raw is None:
             return f"in tube {tube}"
-        rec = TubeRecord(raw)
+        rec = TubeRecord(as_bytes(raw))
         when = next((t for h, t in rec.members if h == rhash), rec.opened_at)
         try:
             site = await self._sites.get(rec.site)
@@ -446,11 +459,11 @@ class Binder:
         raw = await self._redis.get(keys.tube(round_id, code))
         if raw is None:
             raise TubeNotFound(f"tube {code} was not opened in round {round_id}", tube=code)
-        return TubeRecord(raw).view(round_id, code)
+        return TubeRecord(as_bytes(raw)).view(round_id, code)
 
     async def tube_record(self, round_id: str, tube: str) -> TubeRecord | None:
         raw = await self._redis.get(keys.tube(round_id, tube))
-        return None if raw is None else TubeRecord(raw)
+        return None if raw is None else TubeRecord(as_bytes(raw))
 
     async def set_risk(self, round_id: str, update: RiskUpdate) -> int:
         await self._rounds.get(round_id)

@@ -35,7 +35,7 @@ from sampling.binding import keys
 from sampling.demo.synth import District, Resident, district
 from sampling.privacy import ResidentHasher
 from sampling.settings import Settings
-from sampling.store.client import connect
+from sampling.store.client import as_bytes, connect
 from sampling.store.embedded import EmbeddedServer, free_port
 
 if TYPE_CHECKING:
@@ -238,7 +238,8 @@ async def _verify(settings: Settings, tally: Tally) -> tuple[int, int]:
         async for key in redis.scan_iter(match=keys.tube(ROUND, "*"), count=1000):
             raw = await redis.get(key)
             if raw:
-                members += (len(raw) - raw[0]) // 12
+                data = as_bytes(raw)
+                members += (len(data) - data[0]) // 12
         counters = await redis.hgetall(keys.count(ROUND))
         bound = int(counters.get(b"bound", 0)) + int(counters.get(b"resampled", 0))
     finally:

@@ -9,7 +9,7 @@ and must not stall the event loop that serves the scanners.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import anyio.to_thread
 from litestar import Controller, Request, post
@@ -100,7 +100,7 @@ class ScanController(Controller):
           request_max_body_size=images.MAX_BYTES + 64 * 1024)
     async def scan_by_photo(
         self,
-        request: Request[object, object, object],
+        request: Request[Any, Any, Any],
         round_id: FromPath[str],
         tube: FromPath[str],
         data: MultipartBody[PhotoScanForm],

@@ -56,3 +56,8 @@ def from_settings(settings: Settings, url: str | None = None) -> AnyRedis:
         cluster=settings.redis_cluster,
         timeout=settings.redis_timeout,
     )
+
+
+def as_bytes(value: bytes | str) -> bytes:
+    """A reply as bytes: our clients never decode, but redis-py types replies as either."""
+    return value if isinstance(value, bytes) else value.encode()
