@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import anyio.to_thread
 from litestar import Controller, Request, post
-from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar resolves it at runtime
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, MultipartBody
 
@@ -38,7 +38,9 @@ class DecodeForm:
     frames: list[UploadFile] = field(default_factory=list)
 
 
-async def _read(upload: UploadFile, name: str) -> images.Gray:
+async def _read(upload: object, name: str) -> images.Gray:
+    if not isinstance(upload, UploadFile):
+        raise NoImage(f"{name} must be sent as a file part (multipart/form-data), not a value.")
     # Read one byte past the limit: enough to know it is too large without
     # holding an arbitrarily large body in memory.
     data = await upload.read(images.MAX_BYTES + 1)
@@ -83,7 +85,10 @@ class ScanController(Controller):
                 f"{len(uploads)} images sent; at most {frames.MAX_FRAMES}.",
                 frames=len(uploads), max_frames=frames.MAX_FRAMES,
             )
-        pixels = [await _read(u, u.filename or f"frame {i}") for i, u in enumerate(uploads)]
+        pixels = [
+            await _read(u, getattr(u, "filename", None) or f"frame {i}")
+            for i, u in enumerate(uploads)
+        ]
         if data.image is not None and not data.frames:
             return await anyio.to_thread.run_sync(pipeline.decode, pixels[0])
         return await anyio.to_thread.run_sync(frames.decode_frames, pixels)
@@ -107,7 +112,7 @@ class ScanController(Controller):
         device: NamedDependency[Device],
     ) -> OpResult:
         """Read the resident's code from a photo and bind it, by the same rules as a scan."""
-        pixels = await _read(data.image, data.image.filename or "image")
+        pixels = await _read(data.image, getattr(data.image, "filename", None) or "image")
         result = await anyio.to_thread.run_sync(pipeline.decode, pixels)
         residents = sorted({c.text for c in result.codes
                             if c.valid and c.kind is CodeKind.RESIDENT})

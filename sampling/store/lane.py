@@ -106,6 +106,13 @@ class Lane:
         timer = loop.call_later(self._timeout, _expire, futures)
         try:
             return [await f for f in futures]
+        except RedisTimeoutError:
+            # A connection that stopped answering (half-open TCP, a partition)
+            # would time out every later command too: drop it; the commands
+            # still waiting fail over to ConnectionError and the next reconnects.
+            if proto.transport is not None:
+                proto.transport.abort()
+            raise
         finally:
             timer.cancel()
 

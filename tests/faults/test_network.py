@@ -148,12 +148,6 @@ def test_faults_end_as_503_and_retries_apply_once(
     r.close()
 
 
-@pytest.mark.xfail(
-    reason="Lane (sampling/store/lane.py) keeps a connection after a timeout: when the replies "
-    "never come (half-open TCP, a partition), every later command on it times out too; abort "
-    "the transport in Lane._send on TimeoutError so the next command reconnects",
-    strict=False,
-)
 def test_connection_that_stops_answering_is_replaced(api: Api, proxy: FaultProxy) -> None:
     """A blackhole (bytes swallowed, no FIN): 503 after the timeout, then, once the network
     is back, the next requests succeed on a new connection."""
