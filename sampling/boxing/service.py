@@ -626,7 +626,11 @@ class Boxer:
 
     @staticmethod
     def may_read(device: Device, box: Box) -> None:
-        """Sealers read their site's boxes, labs the boxes addressed to them."""
+        """Sealers read their site's boxes, couriers the boxes handed to them (or not
+        yet handed to anyone: the manifest is the pick-up paperwork), labs the boxes
+        addressed to them."""
+        if device.role == "courier" and box.courier not in (None, "", device.id):
+            raise Forbidden("this box was not handed to this courier", box=box.box)
         if device.role == "sealer" and box.site != device.site:
             raise Forbidden("this box belongs to another site", box=box.box)
         if device.role == "lab" and box.lab != device.lab:
