@@ -9,7 +9,8 @@ never a second copy; a crash between cursor and trim is finished by the next
 pass's trim.
 
 Then each domain that keeps tables derives them from the whole journal
-(``materialize(journal, out_dir)`` in ``sampling.<domain>.archive``).
+(``materialize(journal, out_dir)`` in ``sampling.<domain>.archive``). A domain
+that indexes the live journal reads it first (``before_trim(redis, round)``).
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ async def drain(
     last = as_bytes(raw).decode() if raw else "0-0"
     moved = parts = 0
     while True:
+        # Domains that index the live journal read it before any of it goes.
+        for hook in _hooks("before_trim"):
+            await hook(redis, round_id)
         # A trim interrupted last time is finished before reading on.
         await redis.xtrim(stream, minid=_after(last), approximate=False)
         entries = await redis.xrange(stream, min="(" + last, count=chunk)
@@ -116,6 +120,18 @@ async def drain(
     )
 
 
+def _hooks(name: str) -> list[Any]:
+    found = []
+    for domain in DOMAINS:
+        try:
+            module = importlib.import_module(domain + ".archive")
+        except ModuleNotFoundError:
+            continue
+        if hasattr(module, name):
+            found.append(getattr(module, name))
+    return found
+
+
 def journal(data_dir: Path, round_id: str) -> pl.LazyFrame:
     """Every archived journal entry of the round, in order (missing columns are null)."""
     parts = sorted((round_dir(data_dir, round_id) / "journal").glob("part-*.parquet"))
@@ -128,10 +144,6 @@ def materialize(data_dir: Path, round_id: str) -> list[str]:
     """Derive every domain's tables from the archived journal; returns the files written."""
     out = round_dir(data_dir, round_id)
     frame = journal(data_dir, round_id)
-    for domain in DOMAINS:
-        try:
-            module = importlib.import_module(domain + ".archive")
-        except ModuleNotFoundError:
-            continue
-        module.materialize(frame, out)
+    for materializer in _hooks("materialize"):
+        materializer(frame, out)
     return sorted(p.name for p in out.glob("*.parquet"))

@@ -28,6 +28,17 @@ import polars as pl
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from sampling.store.client import AnyRedis
+
+
+async def before_trim(redis: AnyRedis, round_id: str) -> None:
+    """Fold the journal into the unboxed-tubes index before the archiver trims it:
+    that index is built from the journal, and a close trimmed unread would never
+    show as overdue."""
+    from sampling.boxing.service import Boxer
+
+    await Boxer(redis).refresh_unboxed(round_id)
+
 _OWN = ("box", "lab", "courier")
 _KINDS = (
     "box_open",
