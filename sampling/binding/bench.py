@@ -326,7 +326,7 @@ def bench_binding_command(
                 single, lat = asyncio.run(_singles(port, tokens, "single", seconds, 1))
                 console.print(f"single scans: {single:,.0f} scans/s")
                 tokens = asyncio.run(_setup(port, admin, "batch", connections // 4 or 1))
-                batch = asyncio.run(_batches(port, tokens, "batch", seconds, 100))
+                batch = asyncio.run(_batches(port, tokens, "batch", seconds, 500_000))
                 console.print(f"offline batches of 100: {batch:,.0f} scans/s")
             finally:
                 proc.terminate()
