@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
+from sampling.fonts import cjk_font
 from sampling.lab.coverage import marked
 
 if TYPE_CHECKING:
@@ -107,20 +108,16 @@ def write_xlsx(doors: pl.DataFrame, path: Path) -> Path:
 
 
 def write_pdf(doors: pl.DataFrame, path: Path, *, title: str) -> Path:
-    """A printable list: the built-in CID font STSong-Light renders Chinese names."""
+    """A printable list, Chinese names in an embedded font (``sampling.fonts``)."""
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.styles import ParagraphStyle
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-    font = "STSong-Light"
-    if font not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(UnicodeCIDFont(font))
+    font = cjk_font()
     head = ParagraphStyle("head", fontName=font, fontSize=14, leading=18)
     header = ["楼栋 Bldg", "单元 Unit", "户 Hh", "姓名 Name", "电话 Phone", "居民码 Code",
-              "方式 How", "✓"]  # fmt: skip
+              "方式 How", "完成 Done"]  # fmt: skip
     rows = [header] + [
         [r["building"], r["unit"], r["household"], r["name"], r["phone"] or "", r["resident"],
          MARK_TEXT[r["mark"]], ""]
