@@ -461,10 +461,6 @@ class Binder:
             raise TubeNotFound(f"tube {code} was not opened in round {round_id}", tube=code)
         return TubeRecord(as_bytes(raw)).view(round_id, code)
 
-    async def tube_record(self, round_id: str, tube: str) -> TubeRecord | None:
-        raw = await self._redis.get(keys.tube(round_id, tube))
-        return None if raw is None else TubeRecord(as_bytes(raw))
-
     async def set_risk(self, round_id: str, update: RiskUpdate) -> int:
         await self._rounds.get(round_id)
         pipe = self._redis.pipeline(transaction=False)
@@ -483,7 +479,3 @@ class Binder:
                 pipe.hdel(key, rhash[1:])
         await pipe.execute()
         return len(hashes)
-
-    async def now(self) -> float:
-        sec, usec = await self._redis.time()
-        return float(sec) + usec / 1e6
