@@ -498,6 +498,9 @@ def test_binding_state_machine(server: EmbeddedServer, r: redis.Redis) -> None:
         settings=hsettings(
             max_examples=25,
             stateful_step_count=40,
+            # The same examples on every run: the branch-coverage check below
+            # must not depend on the draw (CI runs this on every landing).
+            derandomize=True,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),

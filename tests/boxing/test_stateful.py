@@ -353,5 +353,8 @@ def test_boxes_and_custody(api: Api) -> None:
                 assert state == ("boxed" if t in where else "closed"), t
 
     run_state_machine_as_test(
-        Custody, settings=hsettings(max_examples=30, stateful_step_count=30, deadline=None)
+        Custody,
+        settings=hsettings(
+            max_examples=30, stateful_step_count=30, deadline=None, derandomize=True
+        ),
     )
