@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from loadtest.lanes import Answer, Request
+from loadtest.lanes import Answer, Request, Resumable
 from sampling import codes
 
 if TYPE_CHECKING:
@@ -30,38 +30,19 @@ class Seq:
         return self.n
 
 
-class Job:
+class Job(Resumable):
     """A resumable script for one device."""
 
     role = ""
 
     def __init__(self, device: str, token: str, seq: Seq) -> None:
+        super().__init__()
         self.device, self.token, self.seq = device, token, seq
-        self.pending: Request | None = None
-        self.answer: Answer | None = None
-        self.done = False
         self.script = self._script()
 
     def _script(self) -> Generator[Request, Answer, None]:
         raise NotImplementedError
         yield  # pragma: no cover
-
-    def next(self) -> Request | None:
-        if self.pending is not None:
-            return self.pending
-        if self.done:
-            return None
-        try:
-            self.pending = (next(self.script) if self.answer is None
-                            else self.script.send(self.answer))
-        except StopIteration:
-            self.done = True
-            return None
-        return self.pending
-
-    def answered(self, answer: Answer) -> None:
-        self.pending = None
-        self.answer = answer
 
     def _req(self, kind: str, path: str, name: str, body: dict[str, Any], box: str,
              tube: str = "") -> Request:

@@ -69,10 +69,41 @@ def garble(code: str) -> str:
     return code[:-1] + ("0" if last != "0" else "1")
 
 
-class LaneRun:
+class Resumable:
+    """A script of requests that pauses for each answer: the pending request is sent
+    again until it is answered, then the script resumes with the answer."""
+
+    script: Generator[Request, Answer, None]
+
+    def __init__(self) -> None:
+        self.pending: Request | None = None
+        self.answer: Answer | None = None
+        self.done = False
+
+    def next(self) -> Request | None:
+        """The request to send now: the pending one again, or the script's next."""
+        if self.pending is not None:
+            return self.pending
+        if self.done:
+            return None
+        try:
+            self.pending = (next(self.script) if self.answer is None
+                            else self.script.send(self.answer))
+        except StopIteration:
+            self.done = True
+            return None
+        return self.pending
+
+    def answered(self, answer: Answer) -> None:
+        self.pending = None
+        self.answer = answer
+
+
+class LaneRun(Resumable):
     """A lane in progress: its counters, its script, and the request awaiting an answer."""
 
     def __init__(self, lane: Lane, on_closed: Any = None) -> None:
+        super().__init__()
         self.lane = lane
         self.device, self.token = lane.device, lane.token
         self.role = "offline" if lane.offline else "online"
@@ -81,9 +112,6 @@ class LaneRun:
         self.rng = random.Random(lane.seed)
         self.on_closed = on_closed or (lambda site, tube, count: None)
         self.script = self._offline() if lane.offline else self._online()
-        self.pending: Request | None = None
-        self.answer: Answer | None = None
-        self.done = False
         self.scanned = 0
 
     # -- helpers -----------------------------------------------------------------
@@ -113,26 +141,6 @@ class LaneRun:
         if kind == "open":
             body["tube"] = tube
         return Request("POST", path, body, name, [self._entry(op)], expected)
-
-    # -- the next request ----------------------------------------------------------
-
-    def next(self) -> Request | None:
-        """The request to send now: the pending one again, or the script's next."""
-        if self.pending is not None:
-            return self.pending
-        if self.done:
-            return None
-        try:
-            self.pending = (next(self.script) if self.answer is None
-                            else self.script.send(self.answer))
-        except StopIteration:
-            self.done = True
-            return None
-        return self.pending
-
-    def answered(self, answer: Answer) -> None:
-        self.pending = None
-        self.answer = answer
 
     # -- scripts ---------------------------------------------------------------------
 
