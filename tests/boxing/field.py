@@ -127,3 +127,16 @@ class Field:
         assert self.pickup(box).status_code == 200
         assert self.receive(box).status_code == 200
         return box, inside
+
+
+def seal_outcome(state: str, tubes: int, dt: int, ds: int) -> str:
+    """What sealing a box should answer: the model both state machines share."""
+    if state != "open":
+        return "box_sealed"
+    if not tubes:
+        return "box_empty"
+    if dt:
+        return "tube_count_mismatch"
+    if ds:
+        return "sample_count_mismatch"
+    return "ok"

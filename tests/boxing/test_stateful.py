@@ -26,7 +26,7 @@ from hypothesis.stateful import (
 
 from sampling.settings import Settings
 from sampling.store.embedded import EmbeddedServer
-from tests.boxing.field import Field, new_box
+from tests.boxing.field import Field, new_box, seal_outcome
 from tests.conftest import SECRET, Api
 
 CAPACITY = 3
@@ -135,16 +135,7 @@ def test_boxes_and_custody(api: Api) -> None:
         def seal(self, i: int, dt: int, ds: int) -> None:
             code, box = self.box_at(i)
             samples = sum(self.residents[t] for t in box.tubes)
-            if box.state != "open":
-                want = "box_sealed"
-            elif not box.tubes:
-                want = "box_empty"
-            elif dt:
-                want = "tube_count_mismatch"
-            elif ds:
-                want = "sample_count_mismatch"
-            else:
-                want = "ok"
+            want = seal_outcome(box.state, len(box.tubes), dt, ds)
             body = {"tubes": max(0, len(box.tubes) + dt), "samples": samples + ds, "lab": "LA"}
             self.send(field.sealer, f"/boxes/{code}/seal", body, want)
             if want == "ok":

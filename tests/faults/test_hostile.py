@@ -70,8 +70,9 @@ def _send(api: Api, case: Any, token: str) -> Any:
         # never reaches a server; in process it would fail inside the app's receive()
         # and look like a server error, so such a case is not sent.
         try:
-            httpx.Request(kw.get("method", "POST"), "http://x/", files=kw["files"],
-                          data=kw.get("data")).read()
+            httpx.Request(
+                kw.get("method", "POST"), "http://x/", files=kw["files"], data=kw.get("data")
+            ).read()
         except (AttributeError, TypeError):
             hypothesis.reject()
     return api.client.request(**kw), kw

@@ -47,7 +47,7 @@ from sampling.binding.tube import TubeRecord
 from sampling.settings import Settings
 from sampling.store.embedded import EmbeddedServer
 from tests.binding import snapshot
-from tests.boxing.field import Field, new_box
+from tests.boxing.field import Field, new_box, seal_outcome
 from tests.conftest import SECRET, Api, resident, tube
 
 pytestmark = pytest.mark.slow
@@ -247,16 +247,7 @@ def test_lifecycle(api: Api, r: redis.Redis) -> None:
         def do_seal(self, code: str, dt: int, ds: int) -> None:
             box = self.boxes[code]
             samples = sum(len(self.tubes[t].members) for t in box.tubes)
-            if box.state != "open":
-                want = "box_sealed"
-            elif not box.tubes:
-                want = "box_empty"
-            elif dt:
-                want = "tube_count_mismatch"
-            elif ds:
-                want = "sample_count_mismatch"
-            else:
-                want = "ok"
+            want = seal_outcome(box.state, len(box.tubes), dt, ds)
             body = {"tubes": max(0, len(box.tubes) + dt), "samples": samples + ds, "lab": "LA"}
             self.send(field.sealer, f"/boxes/{code}/seal", body, want)
             if want == "ok":
