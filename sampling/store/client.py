@@ -8,6 +8,7 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocketConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 if TYPE_CHECKING:
     from sampling.settings import Settings
@@ -34,6 +35,17 @@ class FastUnixConnection(UnixDomainSocketConnection):
         return _pack(args)
 
 
+class _Cluster(RedisCluster):
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except AttributeError as exc:
+            # redis-py's cluster client can hit a connection torn down under a
+            # command while a failover moves the slot (its writer is None): that
+            # is a lost connection, to be answered 503 and retried, not a 500.
+            raise RedisConnectionError(f"cluster connection lost: {exc}") from exc
+
+
 def connect(url: str, *, cluster: bool = False, timeout: float = 2.0) -> AnyRedis:
     """A client for ``url``. Replies stay bytes: resident hashes are binary."""
     opts: dict[str, Any] = {
@@ -42,7 +54,7 @@ def connect(url: str, *, cluster: bool = False, timeout: float = 2.0) -> AnyRedi
         "decode_responses": False,
     }
     if cluster:
-        return RedisCluster.from_url(url, connection_class=FastConnection, **opts)
+        return _Cluster.from_url(url, connection_class=FastConnection, **opts)
     pool = ConnectionPool.from_url(url, max_connections=256, health_check_interval=0, **opts)
     # from_url picks the connection class from the scheme; swap in the fast packer.
     unix = pool.connection_class is UnixDomainSocketConnection
