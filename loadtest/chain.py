@@ -44,12 +44,20 @@ class Job(Resumable):
         raise NotImplementedError
         yield  # pragma: no cover
 
-    def _req(self, kind: str, path: str, name: str, body: dict[str, Any], box: str,
-             tube: str = "") -> Request:
+    def _req(
+        self, kind: str, path: str, name: str, body: dict[str, Any], box: str, tube: str = ""
+    ) -> Request:
         seq = self.seq.next()
         body = {"op": f"{self.device}-{seq}", "seq": seq, **body}
-        entry = {"d": self.device, "seq": seq, "op": body["op"], "k": kind, "b": box, "t": tube,
-                 "r": ""}
+        entry = {
+            "d": self.device,
+            "seq": seq,
+            "op": body["op"],
+            "k": kind,
+            "b": box,
+            "t": tube,
+            "r": "",
+        }
         return Request("POST", path, body, name, [entry], (200, 201))
 
 
@@ -58,9 +66,16 @@ class BoxJob(Job):
 
     role = "sealer"
 
-    def __init__(self, device: str, token: str, seq: Seq, box: str,
-                 tubes: list[tuple[str, int]], courier: str,
-                 then: Callable[[str, list[tuple[str, int]]], None]) -> None:
+    def __init__(
+        self,
+        device: str,
+        token: str,
+        seq: Seq,
+        box: str,
+        tubes: list[tuple[str, int]],
+        courier: str,
+        then: Callable[[str, list[tuple[str, int]]], None],
+    ) -> None:
         self.box, self.tubes, self.courier, self.then = box, tubes, courier, then
         super().__init__(device, token, seq)
 
@@ -70,15 +85,26 @@ class BoxJob(Job):
         if ans.http != 201:
             return
         for tube, _ in self.tubes:
-            yield self._req("add", f"/boxes/{box}/tubes", "box: add tube", {"tube": tube}, box,
-                            tube)
+            yield self._req(
+                "add", f"/boxes/{box}/tubes", "box: add tube", {"tube": tube}, box, tube
+            )
         samples = sum(n for _, n in self.tubes)
-        ans = yield self._req("seal", f"/boxes/{box}/seal", "box: seal",
-                              {"tubes": len(self.tubes), "samples": samples}, box)
+        ans = yield self._req(
+            "seal",
+            f"/boxes/{box}/seal",
+            "box: seal",
+            {"tubes": len(self.tubes), "samples": samples},
+            box,
+        )
         if ans.http != 200:
             return
-        ans = yield self._req("handover", f"/boxes/{box}/handover", "box: handover",
-                              {"courier": self.courier, "lab": LAB}, box)
+        ans = yield self._req(
+            "handover",
+            f"/boxes/{box}/handover",
+            "box: handover",
+            {"courier": self.courier, "lab": LAB},
+            box,
+        )
         if ans.http == 200:
             self.then(box, self.tubes)
 
@@ -86,15 +112,26 @@ class BoxJob(Job):
 class PickupJob(Job):
     role = "courier"
 
-    def __init__(self, device: str, token: str, seq: Seq, box: str,
-                 tubes: list[tuple[str, int]],
-                 then: Callable[[str, list[tuple[str, int]]], None]) -> None:
+    def __init__(
+        self,
+        device: str,
+        token: str,
+        seq: Seq,
+        box: str,
+        tubes: list[tuple[str, int]],
+        then: Callable[[str, list[tuple[str, int]]], None],
+    ) -> None:
         self.box, self.tubes, self.then = box, tubes, then
         super().__init__(device, token, seq)
 
     def _script(self) -> Generator[Request, Answer, None]:
-        ans = yield self._req("pickup", f"/boxes/{self.box}/pickup", "box: pickup",
-                              {"place": "sampling point"}, self.box)
+        ans = yield self._req(
+            "pickup",
+            f"/boxes/{self.box}/pickup",
+            "box: pickup",
+            {"place": "sampling point"},
+            self.box,
+        )
         if ans.http == 200:
             self.then(self.box, self.tubes)
 
@@ -105,9 +142,15 @@ class IntakeJob(Job):
     def _script_args(self, box: str, tubes: list[tuple[str, int]]) -> None:
         self.box, self.tubes = box, tubes
 
-    def __init__(self, device: str, token: str, seq: Seq, box: str,
-                 tubes: list[tuple[str, int]],
-                 then: Callable[[str, list[tuple[str, int]]], None] | None = None) -> None:
+    def __init__(
+        self,
+        device: str,
+        token: str,
+        seq: Seq,
+        box: str,
+        tubes: list[tuple[str, int]],
+        then: Callable[[str, list[tuple[str, int]]], None] | None = None,
+    ) -> None:
         self._script_args(box, tubes)
         self.then = then
         super().__init__(device, token, seq)
@@ -118,10 +161,12 @@ class IntakeJob(Job):
         if ans.http != 200:
             return
         for tube, _ in self.tubes:
-            yield self._req("intake", f"/boxes/{box}/intake", "lab: intake tube",
-                            {"tube": tube}, box, tube)
-        ans = yield self._req("intake_close", f"/boxes/{box}/intake/close",
-                              "lab: close intake", {}, box)
+            yield self._req(
+                "intake", f"/boxes/{box}/intake", "lab: intake tube", {"tube": tube}, box, tube
+            )
+        ans = yield self._req(
+            "intake_close", f"/boxes/{box}/intake/close", "lab: close intake", {}, box
+        )
         if ans.http == 200 and self.then is not None:
             self.then(box, self.tubes)
 
@@ -135,8 +180,9 @@ class ResultsJob(Job):
 
     role = "labsys"
 
-    def __init__(self, device: str, token: str, seq: Seq, box: str,
-                 tubes: list[tuple[str, int]], seed: int) -> None:
+    def __init__(
+        self, device: str, token: str, seq: Seq, box: str, tubes: list[tuple[str, int]], seed: int
+    ) -> None:
         self.box, self.tubes, self.seed = box, tubes, seed
         super().__init__(device, token, seq)
 
@@ -157,8 +203,15 @@ class ResultsJob(Job):
                 row["outcome"] = "invalid"
             rows.append(row)
         seq = self.seq.next()
-        entry = {"d": self.device, "seq": seq, "op": f"results-{self.box}", "k": "results",
-                 "b": self.box, "t": "", "r": ""}
+        entry = {
+            "d": self.device,
+            "seq": seq,
+            "op": f"results-{self.box}",
+            "k": "results",
+            "b": self.box,
+            "t": "",
+            "r": "",
+        }
         yield Request("POST", "/results", {"results": rows}, "lab system: results", [entry])
 
 

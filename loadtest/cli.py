@@ -58,23 +58,38 @@ def _setup(host: str, admin: str, plan: planning.Plan) -> dict[str, Any]:
         plan.set_tokens(tokens)
         for start in range(0, len(plan.risk), 5_000):
             chunk = plan.risk[start : start + 5_000]
-            _send(http, "PUT", f"/v1/rounds/{plan.round_id}/risk",
-                  {"residents": [{"resident": c, "flags": f} for c, f in chunk]})
+            _send(
+                http,
+                "PUT",
+                f"/v1/rounds/{plan.round_id}/risk",
+                {"residents": [{"resident": c, "flags": f} for c, f in chunk]},
+            )
         paths = _send(http, "GET", "/docs/openapi.json").json().get("paths", {})
-    return {"boxing": any("/boxes" in p for p in paths),
-            "lab": any(p.endswith("/results") for p in paths)}
+    return {
+        "boxing": any("/boxes" in p for p in paths),
+        "lab": any(p.endswith("/results") for p in paths),
+    }
 
 
 def _aggregate(run_dir: Path) -> dict[str, Any]:
     stats = run_dir / "locust_stats.csv"
-    out: dict[str, Any] = {"requests": 0, "p50_ms": None, "p95_ms": None, "p99_ms": None,
-                           "failures": 0}
+    out: dict[str, Any] = {
+        "requests": 0,
+        "p50_ms": None,
+        "p95_ms": None,
+        "p99_ms": None,
+        "failures": 0,
+    }
     if stats.exists():
         for row in csv.DictReader(stats.open()):
             if row["Name"] == "Aggregated":
-                out.update(requests=int(row["Request Count"]), failures=int(row["Failure Count"]),
-                           p50_ms=float(row["50%"]), p95_ms=float(row["95%"]),
-                           p99_ms=float(row["99%"]))
+                out.update(
+                    requests=int(row["Request Count"]),
+                    failures=int(row["Failure Count"]),
+                    p50_ms=float(row["50%"]),
+                    p95_ms=float(row["95%"]),
+                    p99_ms=float(row["99%"]),
+                )
     shed = errors = 0
     failures = run_dir / "locust_failures.csv"
     if failures.exists():
@@ -90,21 +105,29 @@ def _aggregate(run_dir: Path) -> dict[str, Any]:
 
 def _counters(host: str, token: str, round_id: str) -> dict[str, int]:
     try:
-        got = httpx.get(f"{host}/v1/rounds/{round_id}/counters", timeout=5,
-                        headers={"Authorization": f"Bearer {token}"})
+        got = httpx.get(
+            f"{host}/v1/rounds/{round_id}/counters",
+            timeout=5,
+            headers={"Authorization": f"Bearer {token}"},
+        )
         return dict(got.json()) if got.status_code == 200 else {}
     except httpx.HTTPError:
         return {}
 
 
-def _play(host: str, admin: str, plan: planning.Plan, run_dir: Path, env: dict[str, str],
-          workers: int) -> float:
+def _play(
+    host: str, admin: str, plan: planning.Plan, run_dir: Path, env: dict[str, str], workers: int
+) -> float:
     procs = stack.start_locust(host, workers, run_dir, env, stack_port())
     master = procs[0]
     t0 = time.monotonic()
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(),
-               TextColumn("{task.completed:,.0f}/{task.total:,.0f} residents"),
-               TextColumn("{task.fields[info]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} residents"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    )
     try:
         with Progress(*columns, console=console, transient=False) as bar:
             task = bar.add_task("round", total=plan.planned, info="starting Locust")
@@ -113,9 +136,14 @@ def _play(host: str, admin: str, plan: planning.Plan, run_dir: Path, env: dict[s
                 c = _counters(host, admin, plan.round_id)
                 elapsed = time.monotonic() - t0
                 bound = c.get("bound", 0)
-                bar.update(task, completed=bound, info=(
-                    f"{c.get('tubes_opened', 0):,} tubes, {c.get('tubes_closed', 0):,} closed, "
-                    f"{bound / max(elapsed, 1e-9):,.0f} scans/s"))
+                bar.update(
+                    task,
+                    completed=bound,
+                    info=(
+                        f"{c.get('tubes_opened', 0):,} tubes, {c.get('tubes_closed', 0):,} closed, "
+                        f"{bound / max(elapsed, 1e-9):,.0f} scans/s"
+                    ),
+                )
     finally:
         seconds = time.monotonic() - t0
         for p in procs[1:]:
@@ -143,8 +171,9 @@ async def _redis_bytes(url: str) -> int:
         await redis.aclose()
 
 
-async def _verify(url: str, secret: bytes, plan: planning.Plan, run_dir: Path,
-                  data_dir: Path) -> dict[str, Any]:
+async def _verify(
+    url: str, secret: bytes, plan: planning.Plan, run_dir: Path, data_dir: Path
+) -> dict[str, Any]:
     from loadtest.verify import verify
     from sampling.privacy import ResidentHasher
     from sampling.store.client import connect
@@ -152,8 +181,9 @@ async def _verify(url: str, secret: bytes, plan: planning.Plan, run_dir: Path,
     redis = connect(url, timeout=60)
     try:
         planned = [code for lane in plan.lanes for code, _ in lane.residents]
-        return await verify(redis, plan.round_id, ResidentHasher(secret), run_dir, data_dir,
-                            planned)
+        return await verify(
+            redis, plan.round_id, ResidentHasher(secret), run_dir, data_dir, planned
+        )
     finally:
         await redis.aclose()
 
@@ -171,10 +201,24 @@ async def _admin_token(url: str) -> str:
         await redis.aclose()
 
 
-def run(*, residents: int, seed: int, api_workers: int, workers: int, out: Path | None,
-        host: str | None, admin_token: str | None, redis_url: str | None, secret_hex: str | None,
-        overload: float, pace: float, day: float | None, peak: int | None,
-        max_seconds: float, timeout: float) -> dict[str, Any]:
+def run(
+    *,
+    residents: int,
+    seed: int,
+    api_workers: int,
+    workers: int,
+    out: Path | None,
+    host: str | None,
+    admin_token: str | None,
+    redis_url: str | None,
+    secret_hex: str | None,
+    overload: float,
+    pace: float,
+    day: float | None,
+    peak: int | None,
+    max_seconds: float,
+    timeout: float,
+) -> dict[str, Any]:
     from sampling.store.embedded import EmbeddedServer, free_port
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -184,13 +228,21 @@ def run(*, residents: int, seed: int, api_workers: int, workers: int, out: Path 
     nonce = int(time.time()) if external else seed
     round_id = f"lt-{seed}-{nonce % 10**8}" if external else f"lt-{seed}"
     with console.status(f"building a district of {residents:,} residents"):
-        plan = planning.build(residents, seed=seed, workers=workers, round_id=round_id,
-                              run_nonce=nonce, overload=overload)
+        plan = planning.build(
+            residents,
+            seed=seed,
+            workers=workers,
+            round_id=round_id,
+            run_nonce=nonce,
+            overload=overload,
+        )
     lanes = len(plan.lanes)
-    console.print(f"[bold]{residents:,}[/] residents, {plan.planned:,} expected at "
-                  f"{len(plan.sites)} sampling points, {lanes} handhelds "
-                  f"({sum(lane.offline for lane in plan.lanes)} offline), "
-                  f"{len(plan.risk):,} risk residents in single tubes")
+    console.print(
+        f"[bold]{residents:,}[/] residents, {plan.planned:,} expected at "
+        f"{len(plan.sites)} sampling points, {lanes} handhelds "
+        f"({sum(lane.offline for lane in plan.lanes)} offline), "
+        f"{len(plan.risk):,} risk residents in single tubes"
+    )
     peak = peak or max(2 * workers, int(min(lanes, 200 * max(overload, 1))))
     day = day or max(20.0, residents / 400)
     server = None
@@ -210,8 +262,12 @@ def run(*, residents: int, seed: int, api_workers: int, workers: int, out: Path 
             admin_token = asyncio.run(_admin_token(redis_url))
             port = free_port()
             host = f"http://127.0.0.1:{port}"
-            env = {**os.environ, "SAMPLING_REDIS_URL": redis_url,
-                   "SAMPLING_DATA_DIR": str(data_dir), "SAMPLING_SECRET": secret.hex()}
+            env = {
+                **os.environ,
+                "SAMPLING_REDIS_URL": redis_url,
+                "SAMPLING_DATA_DIR": str(data_dir),
+                "SAMPLING_SECRET": secret.hex(),
+            }
             with console.status(f"starting the API ({api_workers} workers)"):
                 api = stack.start_api(port, api_workers, env, run_dir)
         assert host is not None
@@ -220,22 +276,38 @@ def run(*, residents: int, seed: int, api_workers: int, workers: int, out: Path 
         with console.status(f"registering {len(plan.devices()):,} devices"):
             features = _setup(host, admin_token, plan)
         plan.write(run_dir / "plan")
-        console.print(f"boxing routes: {'yes' if features['boxing'] else 'absent: no sealers'}; "
-                      f"lab result routes: {'yes' if features['lab'] else 'absent: skipped'}")
-        env = {**os.environ, "LT_RUN": str(run_dir), "LT_WORKERS": str(workers),
-               "LT_PACE": str(pace), "LT_PEAK": str(peak), "LT_DAY": str(day),
-               "LT_MAX_SECONDS": str(max_seconds), "LT_TIMEOUT": str(timeout),
-               "LT_BOXING": "1" if features["boxing"] else "0",
-               "LT_LAB": "1" if features["lab"] else "0"}
-        console.print(f"Locust: {workers} workers, up to {peak} samplers at the 9 a.m. surge, "
-                      f"a day of {day:.0f} s" + (f", overload x{overload:g}" if overload > 1
-                                                 else ""))
+        console.print(
+            f"boxing routes: {'yes' if features['boxing'] else 'absent: no sealers'}; "
+            f"lab result routes: {'yes' if features['lab'] else 'absent: skipped'}"
+        )
+        env = {
+            **os.environ,
+            "LT_RUN": str(run_dir),
+            "LT_WORKERS": str(workers),
+            "LT_PACE": str(pace),
+            "LT_PEAK": str(peak),
+            "LT_DAY": str(day),
+            "LT_MAX_SECONDS": str(max_seconds),
+            "LT_TIMEOUT": str(timeout),
+            "LT_BOXING": "1" if features["boxing"] else "0",
+            "LT_LAB": "1" if features["lab"] else "0",
+        }
+        console.print(
+            f"Locust: {workers} workers, up to {peak} samplers at the 9 a.m. surge, "
+            f"a day of {day:.0f} s" + (f", overload x{overload:g}" if overload > 1 else "")
+        )
         seconds = _play(host, admin_token, plan, run_dir, env, workers)
-        end = json.loads((run_dir / "end.json").read_text()) if (
-            run_dir / "end.json").exists() else {"reason": "master exited"}
+        end = (
+            json.loads((run_dir / "end.json").read_text())
+            if (run_dir / "end.json").exists()
+            else {"reason": "master exited"}
+        )
         stats = _aggregate(run_dir)
-        result: dict[str, Any] = {"residents": residents, "planned": plan.planned,
-                                  "end": end["reason"]}
+        result: dict[str, Any] = {
+            "residents": residents,
+            "planned": plan.planned,
+            "end": end["reason"],
+        }
         if api is not None:
             api.stop()
             api = None
@@ -248,15 +320,28 @@ def run(*, residents: int, seed: int, api_workers: int, workers: int, out: Path 
             redis_bytes, checked = 0, {"lost": None, "doubled": None}
         (run_dir / "verify.json").write_text(json.dumps(checked, indent=1, default=str))
         requests = stats["requests"]
-        result.update({
-            "requests": requests, "seconds": round(seconds, 1),
-            "requests_per_s": round(requests / seconds, 1) if seconds else 0.0,
-            "p50_ms": stats["p50_ms"], "p95_ms": stats["p95_ms"], "p99_ms": stats["p99_ms"],
-            "errors": stats["errors"], "shed": stats["shed"],
-            **{k: v for k, v in checked.items() if k not in ("mismatched_tubes", "scan_answers")},
-            "redis_bytes": redis_bytes, "overload": overload, "workers": workers,
-            "api_workers": api_workers, "run_dir": str(run_dir),
-        })
+        result.update(
+            {
+                "requests": requests,
+                "seconds": round(seconds, 1),
+                "requests_per_s": round(requests / seconds, 1) if seconds else 0.0,
+                "p50_ms": stats["p50_ms"],
+                "p95_ms": stats["p95_ms"],
+                "p99_ms": stats["p99_ms"],
+                "errors": stats["errors"],
+                "shed": stats["shed"],
+                **{
+                    k: v
+                    for k, v in checked.items()
+                    if k not in ("mismatched_tubes", "scan_answers")
+                },
+                "redis_bytes": redis_bytes,
+                "overload": overload,
+                "workers": workers,
+                "api_workers": api_workers,
+                "run_dir": str(run_dir),
+            }
+        )
         return result
     finally:
         if api is not None:
@@ -270,23 +355,51 @@ def run(*, residents: int, seed: int, api_workers: int, workers: int, out: Path 
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--workers", type=int, default=2, show_default=True, help="Locust worker processes.")
 @click.option("--api-workers", type=int, default=2, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Run directory (default runs/loadtest-<time>).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run directory (default runs/loadtest-<time>).",
+)
 @click.option("--host", default=None, help="Drive this running service instead of starting one.")
 @click.option("--admin-token", envvar="LT_ADMIN_TOKEN", default=None)
-@click.option("--redis-url", envvar="SAMPLING_REDIS_URL", default=None,
-              help="With --host: the service's Redis, for the verifier.")
-@click.option("--secret", "secret_hex", envvar="SAMPLING_SECRET", default=None,
-              help="With --host: the service's resident-hash secret, for the verifier.")
-@click.option("--overload", type=float, default=1.0, show_default=True,
-              help="Multiply the samplers (and cut their queues) by this.")
-@click.option("--pace", type=float, default=0.1, show_default=True,
-              help="Seconds between one handheld's operations (the field's ~12 s, squeezed).")
+@click.option(
+    "--redis-url",
+    envvar="SAMPLING_REDIS_URL",
+    default=None,
+    help="With --host: the service's Redis, for the verifier.",
+)
+@click.option(
+    "--secret",
+    "secret_hex",
+    envvar="SAMPLING_SECRET",
+    default=None,
+    help="With --host: the service's resident-hash secret, for the verifier.",
+)
+@click.option(
+    "--overload",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Multiply the samplers (and cut their queues) by this.",
+)
+@click.option(
+    "--pace",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="Seconds between one handheld's operations (the field's ~12 s, squeezed).",
+)
 @click.option("--day", type=float, default=None, help="Seconds the sampling day is squeezed into.")
 @click.option("--peak", type=int, default=None, help="Samplers at the 9 a.m. surge.")
 @click.option("--max-seconds", type=float, default=3_600.0, show_default=True)
-@click.option("--timeout", type=float, default=10.0, show_default=True,
-              help="Seconds a request may take before the handheld retries it.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds a request may take before the handheld retries it.",
+)
 def loadtest(**options: Any) -> None:
     """Play a whole round against the service under Locust, then verify nothing was lost."""
 
@@ -301,8 +414,14 @@ def loadtest(**options: Any) -> None:
     from loadtest.verify import clean
 
     ok = clean(result) if result.get("lost") is not None else True
-    console.print(("[green]verified: nothing lost, nothing doubled[/]" if ok else
-                   "[red]the verifier found problems[/]") + f" (run dir {result['run_dir']})")
+    console.print(
+        (
+            "[green]verified: nothing lost, nothing doubled[/]"
+            if ok
+            else "[red]the verifier found problems[/]"
+        )
+        + f" (run dir {result['run_dir']})"
+    )
     click.echo(json.dumps(result))
     if not ok:
         sys.exit(1)

@@ -87,8 +87,9 @@ class Resumable:
         if self.done:
             return None
         try:
-            self.pending = (next(self.script) if self.answer is None
-                            else self.script.send(self.answer))
+            self.pending = (
+                next(self.script) if self.answer is None else self.script.send(self.answer)
+            )
         except StopIteration:
             self.done = True
             return None
@@ -118,16 +119,27 @@ class LaneRun(Resumable):
 
     def _op(self, kind: str, tube: str, **extra: Any) -> dict[str, Any]:
         self.seq += 1
-        return {"op": f"{self.lane.device}-{self.seq}", "seq": self.seq, "kind": kind,
-                "tube": tube, **extra}
+        return {
+            "op": f"{self.lane.device}-{self.seq}",
+            "seq": self.seq,
+            "kind": kind,
+            "tube": tube,
+            **extra,
+        }
 
     def _tube(self) -> str:
         self.tubes += 1
         return codes.make_tube(self.lane.tube_base + self.tubes)
 
     def _entry(self, op: dict[str, Any]) -> dict[str, Any]:
-        return {"d": self.lane.device, "seq": op["seq"], "op": op["op"], "k": op["kind"],
-                "t": op["tube"], "r": op.get("resident", "")}
+        return {
+            "d": self.lane.device,
+            "seq": op["seq"],
+            "op": op["op"],
+            "k": op["kind"],
+            "t": op["tube"],
+            "r": op.get("resident", ""),
+        }
 
     def _single(self, op: dict[str, Any], expected: tuple[int, ...] = (200, 201)) -> Request:
         kind, tube = op["kind"], op["tube"]
@@ -235,8 +247,7 @@ class LaneRun(Resumable):
             entries = [self._entry(o) for o in chunk]
             uploads = 2 if self.rng.random() < TWICE else 1
             for up in range(1, uploads + 1):
-                ans = yield Request("POST", "/batches", body, "offline batch", entries,
-                                    upload=up)
+                ans = yield Request("POST", "/batches", body, "offline batch", entries, upload=up)
                 self.scanned += sum(o["kind"] == "scan" for o in chunk) if up == 1 else 0
                 if up == 1 and ans.http == 200:
                     closed_now = {t for t in closes if t in {o["tube"] for o in chunk}}

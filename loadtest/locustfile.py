@@ -21,6 +21,7 @@ backoff. The answer to a retried operation is the service's replay.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from locust import LoadTestShape, between, events, task
+from locust import LoadTestShape, argument_parser, between, events, task
 from locust.contrib.fasthttp import FastHttpUser
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -39,6 +40,13 @@ from loadtest.chain import BoxJob, IntakeJob, Job, PickupJob, ResultsJob, Seq, b
 from loadtest.lanes import Answer, LaneRun, Request
 from loadtest.ledger import Ledger
 from loadtest.plan import WorkerPlan, load_worker
+
+# A Locust worker handling a spawn message builds the whole argument parser once
+# per option the master sent (runners.py calls default_args_dict() inside a
+# comprehension): with the day's shape changing the user count every second that
+# was a third of a worker's CPU in a profile of a 200,000-resident run. The
+# defaults cannot change inside a process, and both callers only read the dict.
+argument_parser.default_args_dict = functools.cache(argument_parser.default_args_dict)
 
 
 def _env(name: str, default: str) -> str:
@@ -60,6 +68,8 @@ class GaveUp(Exception):
     def __init__(self, answer: Answer) -> None:
         super().__init__("no answer")
         self.answer = answer
+
+
 LANES = ("online", "offline")
 
 
@@ -122,8 +132,12 @@ class Work:
         self._ready(job.device)
 
     def idle(self) -> bool:
-        return not self.busy and not self.readyset and self.lanes_left == 0 and not any(
-            self.closed.values())
+        return (
+            not self.busy
+            and not self.readyset
+            and self.lanes_left == 0
+            and not any(self.closed.values())
+        )
 
     # -- the chain: closed tubes -> boxes -> courier -> lab ------------------------------
 
@@ -141,9 +155,17 @@ class Work:
             take, tubes[:] = tubes[:BOX_TUBES], tubes[BOX_TUBES:]
             self.boxes += 1
             device, token = self.plan.sealers[site]
-            self.add(BoxJob(device, token, self._seq(device),
-                            box_code(self.plan.box_base + self.boxes), take,
-                            self.plan.courier[0], self._handed))
+            self.add(
+                BoxJob(
+                    device,
+                    token,
+                    self._seq(device),
+                    box_code(self.plan.box_base + self.boxes),
+                    take,
+                    self.plan.courier[0],
+                    self._handed,
+                )
+            )
 
     def _handed(self, box: str, tubes: list[tuple[str, int]]) -> None:
         device, token = self.plan.courier
@@ -156,8 +178,11 @@ class Work:
     def _taken_in(self, box: str, tubes: list[tuple[str, int]]) -> None:
         if LAB_RESULTS and self.plan.labsys[0]:
             device, token = self.plan.labsys
-            self.add(ResultsJob(device, token, self._seq(device), box, tubes,
-                                self.plan.box_base + self.boxes))
+            self.add(
+                ResultsJob(
+                    device, token, self._seq(device), box, tubes, self.plan.box_base + self.boxes
+                )
+            )
 
     # -- the ledger ----------------------------------------------------------------------
 
@@ -168,12 +193,16 @@ class Work:
         body = ans.body if isinstance(ans.body, dict) else {}
         if req.path == "/batches" and ans.http == 200:
             for entry, res in zip(req.entries, body["results"], strict=True):
-                self.ledger.write(**entry, s=res["status"], n=res["count"],
-                                  rp=res["replayed"], **extra)
+                self.ledger.write(
+                    **entry, s=res["status"], n=res["count"], rp=res["replayed"], **extra
+                )
             return
         if 200 <= ans.http < 300:
-            status, count, replayed = "ok", body.get("count", body.get("tubes", 0)), bool(
-                body.get("replayed"))
+            status, count, replayed = (
+                "ok",
+                body.get("count", body.get("tubes", 0)),
+                bool(body.get("replayed")),
+            )
             if "stored" in body:  # a results upload: rows stored now or already
                 count = body["stored"] + body.get("duplicate", 0)
         else:
@@ -186,18 +215,23 @@ class Work:
         for job in [*self.busy.values(), *(j for q in self.queues.values() for j in q)]:
             if job.pending is not None:
                 for entry in job.pending.entries:
-                    self.ledger.write(**entry, s="unknown", n=0, rp=False, a=0, lost=0, shed=0,
-                                      h=0)
+                    self.ledger.write(**entry, s="unknown", n=0, rp=False, a=0, lost=0, shed=0, h=0)
 
     def report(self) -> None:
         if self.reported:
             return
         self.reported = True
         self.ledger.flush()
-        self.environment.runner.send_message("lt_done", {
-            "worker": self.plan.index, "ledger_lines": self.ledger.lines, "boxes": self.boxes,
-            "abandoned_jobs": self.failed,
-            "seconds": round(time.time() - self.started, 1)})
+        self.environment.runner.send_message(
+            "lt_done",
+            {
+                "worker": self.plan.index,
+                "ledger_lines": self.ledger.lines,
+                "boxes": self.boxes,
+                "abandoned_jobs": self.failed,
+                "seconds": round(time.time() - self.started, 1),
+            },
+        )
 
 
 _work: Work | None = None
@@ -228,6 +262,7 @@ _done: dict[int, dict[str, Any]] = {}
 @events.init.add_listener
 def _init(environment: Any, **_: Any) -> None:
     if isinstance(environment.runner, MasterRunner):
+
         def on_done(environment: Any, msg: Any, **_: Any) -> None:
             _done[msg.data["worker"]] = msg.data
             (RUN / "workers-done.json").write_text(json.dumps(_done))
@@ -254,8 +289,9 @@ class Handheld(FastHttpUser):
         backoff = 0.2
         while True:
             attempts += 1
-            with self.client.request(req.method, url, json=req.body, headers=headers,
-                                     name=req.name, catch_response=True) as resp:
+            with self.client.request(
+                req.method, url, json=req.body, headers=headers, name=req.name, catch_response=True
+            ) as resp:
                 code = resp.status_code
                 if code in (429, 503):
                     shed += 1
@@ -360,16 +396,30 @@ class Viewer(FastHttpUser):
 
     @task
     def counters(self) -> None:
-        self.client.get(f"/v1/rounds/{self.work.round}/counters", headers=self.headers,
-                        name="counters")
+        self.client.get(
+            f"/v1/rounds/{self.work.round}/counters", headers=self.headers, name="counters"
+        )
 
 
 # -- the day ------------------------------------------------------------------------------
 
 #: Share of the peak at each hour of the sampling day (06:00-18:00): the 9 a.m. surge,
 #: lunch, the afternoon.
-DAY = ((6, 0.15), (7, 0.5), (8, 0.85), (9, 1.0), (10, 0.8), (11, 0.6), (12, 0.35),
-       (13, 0.35), (14, 0.5), (15, 0.55), (16, 0.45), (17, 0.3), (18, 0.3))
+DAY = (
+    (6, 0.15),
+    (7, 0.5),
+    (8, 0.85),
+    (9, 1.0),
+    (10, 0.8),
+    (11, 0.6),
+    (12, 0.35),
+    (13, 0.35),
+    (14, 0.5),
+    (15, 0.55),
+    (16, 0.45),
+    (17, 0.3),
+    (18, 0.3),
+)
 
 
 def level(hour: float) -> float:

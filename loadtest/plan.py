@@ -103,16 +103,23 @@ class Plan:
         directory.mkdir(parents=True, exist_ok=True)
         for w in self.workers:
             (directory / f"worker-{w.index}.json").write_text(json.dumps(asdict(w)))
-        head = {"round_id": self.round_id, "residents": self.residents, "planned": self.planned,
-                "absent": self.absent, "workers": len(self.workers),
-                "lanes": sum(len(w.lanes) for w in self.workers)}
+        head = {
+            "round_id": self.round_id,
+            "residents": self.residents,
+            "planned": self.planned,
+            "absent": self.absent,
+            "workers": len(self.workers),
+            "lanes": sum(len(w.lanes) for w in self.workers),
+        }
         (directory / "plan.json").write_text(json.dumps(head))
 
 
 def load_worker(directory: Path, index: int) -> WorkerPlan:
     raw: dict[str, Any] = json.loads((directory / f"worker-{index}.json").read_text())
-    lanes = [Lane(**{**lane, "residents": [tuple(r) for r in lane["residents"]]})
-             for lane in raw.pop("lanes")]
+    lanes = [
+        Lane(**{**lane, "residents": [tuple(r) for r in lane["residents"]]})
+        for lane in raw.pop("lanes")
+    ]
     w = WorkerPlan(lanes=lanes, **raw)
     w.sealers = {s: tuple(v) for s, v in w.sealers.items()}  # type: ignore[misc]
     w.courier, w.lab = tuple(w.courier), tuple(w.lab)  # type: ignore[assignment]
@@ -127,8 +134,16 @@ def lane_size(residents: int, overload: float = 1.0) -> int:
     return max(20, int(size / max(overload, 1.0)))
 
 
-def build(residents: int, *, seed: int = 7, workers: int = 2, round_id: str = "lt",
-          run_nonce: int = 0, overload: float = 1.0, per_site: int = PER_SITE) -> Plan:
+def build(
+    residents: int,
+    *,
+    seed: int = 7,
+    workers: int = 2,
+    round_id: str = "lt",
+    run_nonce: int = 0,
+    overload: float = 1.0,
+    per_site: int = PER_SITE,
+) -> Plan:
     """The whole plan; ``run_nonce`` keeps tube and box serials unique across runs
     against one long-lived service (a tube barcode is opened once, ever)."""
     n_sites = max(2, residents // per_site)
@@ -152,12 +167,17 @@ def build(residents: int, *, seed: int = 7, workers: int = 2, round_id: str = "l
     for site, queue in by_site.items():
         for start in range(0, len(queue), size):
             i = len(lanes)
-            lanes.append(Lane(
-                index=i, device=f"lt-s{i:05d}", site=site,
-                offline=rng.random() < OFFLINE_SHARE,
-                residents=queue[start : start + size],
-                tube_base=tube_root + i * 100_000, seed=seed * 1_000_003 + i,
-            ))
+            lanes.append(
+                Lane(
+                    index=i,
+                    device=f"lt-s{i:05d}",
+                    site=site,
+                    offline=rng.random() < OFFLINE_SHARE,
+                    residents=queue[start : start + size],
+                    tube_base=tube_root + i * 100_000,
+                    seed=seed * 1_000_003 + i,
+                )
+            )
     # Deal lanes so each worker gets a mix of sites and of offline handhelds.
     order = sorted(lanes, key=lambda lane: (lane.index * 7919) % max(len(lanes), 1))
     plans: list[WorkerPlan] = []
@@ -165,15 +185,29 @@ def build(residents: int, *, seed: int = 7, workers: int = 2, round_id: str = "l
     for k in range(workers):
         mine = [lane for n, lane in enumerate(order) if n % workers == k]
         sites = sorted({lane.site for lane in mine})
-        plans.append(WorkerPlan(
-            index=k, round_id=round_id, lanes=mine,
-            sealers={s: (f"lt-w{k}-seal-{s}", "") for s in sites},
-            courier=(f"lt-w{k}-courier", ""), lab=(f"lt-w{k}-lab", ""),
-            labsys=(f"lt-w{k}-labsys", ""),
-            box_base=box_root + k * 1_000_000,
-        ))
-    site_rows = [{"id": s.id, "name": s.name, "street": s.street, "community": s.community,
-                  "grid": s.grid} for s in d.sites]
+        plans.append(
+            WorkerPlan(
+                index=k,
+                round_id=round_id,
+                lanes=mine,
+                sealers={s: (f"lt-w{k}-seal-{s}", "") for s in sites},
+                courier=(f"lt-w{k}-courier", ""),
+                lab=(f"lt-w{k}-lab", ""),
+                labsys=(f"lt-w{k}-labsys", ""),
+                box_base=box_root + k * 1_000_000,
+            )
+        )
+    site_rows = [
+        {"id": s.id, "name": s.name, "street": s.street, "community": s.community, "grid": s.grid}
+        for s in d.sites
+    ]
     planned = sum(len(q) for q in by_site.values())
-    return Plan(round_id=round_id, residents=residents, planned=planned, sites=site_rows,
-                risk=risk, workers=plans, absent=absent)
+    return Plan(
+        round_id=round_id,
+        residents=residents,
+        planned=planned,
+        sites=site_rows,
+        risk=risk,
+        workers=plans,
+        absent=absent,
+    )

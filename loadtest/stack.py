@@ -26,8 +26,9 @@ class Proc:
     def __init__(self, name: str, args: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.name = name
         self.log: IO[bytes] = (log_dir / f"{name}.log").open("wb")
-        self.popen = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-                                      start_new_session=True)
+        self.popen = subprocess.Popen(
+            args, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -46,8 +47,21 @@ class Proc:
 
 
 def start_api(port: int, workers: int, env: dict[str, str], log_dir: Path) -> Proc:
-    proc = Proc("api", [sys.executable, "-m", "sampling.cli", "serve", "--port", str(port),
-                        "--workers", str(workers)], env, log_dir)
+    proc = Proc(
+        "api",
+        [
+            sys.executable,
+            "-m",
+            "sampling.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env,
+        log_dir,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not proc.alive():
@@ -60,19 +74,52 @@ def start_api(port: int, workers: int, env: dict[str, str], log_dir: Path) -> Pr
     raise RuntimeError("the API did not become ready in 60 s")
 
 
-def start_locust(host: str, workers: int, run_dir: Path, env: dict[str, str],
-                 master_port: int) -> list[Proc]:
+def start_locust(
+    host: str, workers: int, run_dir: Path, env: dict[str, str], master_port: int
+) -> list[Proc]:
     base = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", host]
-    master = Proc("locust-master", [
-        *base, "--master", "--headless", "--expect-workers", str(workers),
-        "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port),
-        "--csv", str(run_dir / "locust"), "--html", str(run_dir / "locust.html"),
-        "--only-summary", "--loglevel", "WARNING", "--exit-code-on-error", "0",
-    ], env, run_dir)
+    master = Proc(
+        "locust-master",
+        [
+            *base,
+            "--master",
+            "--headless",
+            "--expect-workers",
+            str(workers),
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(master_port),
+            "--csv",
+            str(run_dir / "locust"),
+            "--html",
+            str(run_dir / "locust.html"),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            "--exit-code-on-error",
+            "0",
+        ],
+        env,
+        run_dir,
+    )
     procs = [master]
     for k in range(workers):
-        procs.append(Proc(f"locust-worker-{k}", [
-            *base, "--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port),
-            "--loglevel", "WARNING",
-        ], env, run_dir))
+        procs.append(
+            Proc(
+                f"locust-worker-{k}",
+                [
+                    *base,
+                    "--worker",
+                    "--master-host",
+                    "127.0.0.1",
+                    "--master-port",
+                    str(master_port),
+                    "--loglevel",
+                    "WARNING",
+                ],
+                env,
+                run_dir,
+            )
+        )
     return procs

@@ -36,9 +36,23 @@ if TYPE_CHECKING:
     from sampling.privacy import ResidentHasher
     from sampling.store.client import AnyRedis
 
-SCHEMA = {"d": pl.Utf8, "seq": pl.Int64, "op": pl.Utf8, "k": pl.Utf8, "t": pl.Utf8,
-          "b": pl.Utf8, "r": pl.Utf8, "s": pl.Utf8, "n": pl.Int64, "rp": pl.Boolean,
-          "a": pl.Int64, "lost": pl.Int64, "shed": pl.Int64, "h": pl.Int64, "up": pl.Int64}
+SCHEMA = {
+    "d": pl.Utf8,
+    "seq": pl.Int64,
+    "op": pl.Utf8,
+    "k": pl.Utf8,
+    "t": pl.Utf8,
+    "b": pl.Utf8,
+    "r": pl.Utf8,
+    "s": pl.Utf8,
+    "n": pl.Int64,
+    "rp": pl.Boolean,
+    "a": pl.Int64,
+    "lost": pl.Int64,
+    "shed": pl.Int64,
+    "h": pl.Int64,
+    "up": pl.Int64,
+}
 BINDING = ("open", "scan", "undo", "close")
 _PIPE = 5_000
 
@@ -55,13 +69,21 @@ def _operations(ledger: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     ledger = ledger.filter(pl.col("h") != 400)
     answered = ledger.filter(pl.col("s") != "unknown")
     per_op = answered.group_by("d", "seq").agg(
-        pl.col("s").n_unique().alias("answers"), pl.col("s").first(), pl.col("k").first(),
-        pl.col("t").first(), pl.col("r").first(), pl.col("b").first(), pl.col("n").first())
+        pl.col("s").n_unique().alias("answers"),
+        pl.col("s").first(),
+        pl.col("k").first(),
+        pl.col("t").first(),
+        pl.col("r").first(),
+        pl.col("b").first(),
+        pl.col("n").first(),
+    )
     mismatch = per_op.filter(pl.col("answers") > 1).height
-    unknown = (ledger.filter(pl.col("s") == "unknown")
-               .join(answered.select("d", "seq").unique(), on=["d", "seq"], how="anti")
-               .unique(["d", "seq"])
-               .with_columns(pl.lit(1, pl.UInt32).alias("answers")))
+    unknown = (
+        ledger.filter(pl.col("s") == "unknown")
+        .join(answered.select("d", "seq").unique(), on=["d", "seq"], how="anti")
+        .unique(["d", "seq"])
+        .with_columns(pl.lit(1, pl.UInt32).alias("answers"))
+    )
     return pl.concat([per_op, unknown.select(per_op.columns)], how="vertical_relaxed"), mismatch
 
 
@@ -82,8 +104,9 @@ async def _buckets(redis: AnyRedis, round_id: str) -> dict[bytes, int]:
 
 
 async def _tubes(redis: AnyRedis, round_id: str) -> dict[str, TubeRecord]:
-    found: list[bytes] = [k async for k in redis.scan_iter(match=keys.tube(round_id, "*"),
-                                                            count=5_000)]
+    found: list[bytes] = [
+        k async for k in redis.scan_iter(match=keys.tube(round_id, "*"), count=5_000)
+    ]
     out: dict[str, TubeRecord] = {}
     for start in range(0, len(found), _PIPE):
         chunk = found[start : start + _PIPE]
@@ -96,8 +119,14 @@ async def _tubes(redis: AnyRedis, round_id: str) -> dict[str, TubeRecord]:
     return out
 
 
-async def verify(redis: AnyRedis, round_id: str, hasher: ResidentHasher, run_dir: Path,
-                 data_dir: Path, planned: list[str] | None = None) -> dict[str, Any]:
+async def verify(
+    redis: AnyRedis,
+    round_id: str,
+    hasher: ResidentHasher,
+    run_dir: Path,
+    data_dir: Path,
+    planned: list[str] | None = None,
+) -> dict[str, Any]:
     ledger = read_ledger(run_dir / "ledger")
     ops, replay_mismatch = _operations(ledger)
     binding = ops.filter(pl.col("k").is_in(BINDING))
@@ -146,15 +175,19 @@ async def verify(redis: AnyRedis, round_id: str, hasher: ResidentHasher, run_dir
     jcount = dict(bound.group_by("tube").len().iter_rows())
     doubled_journal = bound.height - bound["rhash"].n_unique()
     jset = {(bytes.fromhex(h), t) for h, t in bound.select("rhash", "tube").iter_rows()}
-    rset = {(h, code) for code, rec in tubes.items() if rec.purpose == "pool"
-            for h, _ in rec.members}
+    rset = {
+        (h, code) for code, rec in tubes.items() if rec.purpose == "pool" for h, _ in rec.members
+    }
     journal_missing, journal_extra = len(rset - jset), len(jset - rset)
 
     mismatched = []
     for code, rec in tubes.items():
         n = len(rec.members)
-        counts = (by_serial.get(codes.tube_number(code), 0), jcount.get(code, 0),
-                  by_ledger.get(code, 0))
+        counts = (
+            by_serial.get(codes.tube_number(code), 0),
+            jcount.get(code, 0),
+            by_ledger.get(code, 0),
+        )
         if any(c != n for c in counts):
             mismatched.append((code, n, *counts))
 
@@ -163,8 +196,7 @@ async def verify(redis: AnyRedis, round_id: str, hasher: ResidentHasher, run_dir
 
     unscanned = 0
     if planned is not None:
-        unscanned = sum(1 for r in planned
-                        if (digests.get(r) or hasher.digest(r)) not in buckets)
+        unscanned = sum(1 for r in planned if (digests.get(r) or hasher.digest(r)) not in buckets)
 
     # Boxing: each box's tubes in Redis against the adds the ledger saw accepted.
     adds = ops.filter((pl.col("k") == "add") & (pl.col("s") == "ok"))
@@ -211,8 +243,18 @@ async def verify(redis: AnyRedis, round_id: str, hasher: ResidentHasher, run_dir
     }
 
 
-PROBLEMS = ("lost", "doubled", "unacknowledged", "tube_mismatch", "journal_missing",
-            "journal_extra", "replay_mismatch", "counter_mismatch", "box_mismatch", "unscanned")
+PROBLEMS = (
+    "lost",
+    "doubled",
+    "unacknowledged",
+    "tube_mismatch",
+    "journal_missing",
+    "journal_extra",
+    "replay_mismatch",
+    "counter_mismatch",
+    "box_mismatch",
+    "unscanned",
+)
 
 
 def clean(result: dict[str, Any]) -> bool:

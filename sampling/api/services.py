@@ -59,7 +59,10 @@ class Services:
                 lane=lane,
             ),
             boxer=Boxer(
-                redis, BoxingConfig.from_env(), waitaof=settings.durability == "waitaof"
+                redis,
+                BoxingConfig.from_env(),
+                waitaof=settings.durability == "waitaof",
+                lane=lane,
             ),
             lab=LabResults(redis),
         )

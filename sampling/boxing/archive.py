@@ -39,6 +39,7 @@ async def before_trim(redis: AnyRedis, round_id: str) -> None:
 
     await Boxer(redis).refresh_unboxed(round_id)
 
+
 _OWN = ("box", "lab", "courier")
 _KINDS = (
     "box_open",

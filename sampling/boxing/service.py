@@ -32,11 +32,12 @@ from sampling.boxing.models import (
 )
 from sampling.errors import BadInput, Forbidden, NotFound, Refusal
 from sampling.oplog import fingerprint
-from sampling.store.scripts import Scripts
+from sampling.store.scripts import Scripts, source
 
 if TYPE_CHECKING:
     from sampling.auth.models import Device
     from sampling.store.client import AnyRedis
+    from sampling.store.lane import Lane
 
 #: Which role performs each kind of operation.
 ROLE = {
@@ -71,6 +72,14 @@ def _refs(rec: TubeRecord | None) -> list[str]:
     return [] if rec is None else [h.hex()[:8] for h, _ in rec.members]
 
 
+def _not_durable() -> Refusal:
+    return Refusal(
+        "not_durable",
+        "the server did not confirm the write to disk in time; retry with the same operation id",
+        503,
+    )
+
+
 class Boxer:
     def __init__(
         self,
@@ -78,6 +87,7 @@ class Boxer:
         config: BoxingConfig | None = None,
         *,
         waitaof: bool = False,
+        lane: Lane | None = None,
     ) -> None:
         # Replies are bytes (the client never decodes); redis-py's stubs say bytes | str,
         # so the client is held untyped here rather than cast at every read.
@@ -86,6 +96,7 @@ class Boxer:
         self._scripts = Scripts(redis, "sampling.boxing", ("custody", "unboxed"))
         self._claim = Scripts(redis, "sampling.binding", ("claim",))
         self._waitaof = waitaof
+        self._lane = lane
 
     # -- the sealer ----------------------------------------------------------------
 
@@ -311,6 +322,16 @@ class Boxer:
         )
 
     async def _eval(self, ks: list[str], argv: list[str | int | bytes]) -> list[Any]:
+        if self._lane is not None:
+            # Box adds and intake scans come a tube at a time, as scans do: the same
+            # multiplexed connection (WAITAOF after the script covers its write).
+            after = [("WAITAOF", 1, 0, 1000)] if self._waitaof else []
+            replies = await self._lane.evalsha(
+                source("sampling.boxing", "custody.lua"), ks, argv, *after
+            )
+            if self._waitaof and int(replies[1][0]) < 1:
+                raise _not_durable()
+            return list(replies[0])
         script = self._scripts["custody"]
         if not self._waitaof:
             reply: list[Any] = await script(keys=ks, args=argv)
@@ -321,12 +342,7 @@ class Boxer:
         pipe.execute_command("WAITAOF", 1, 0, 1000)
         reply, (local, _) = await pipe.execute()
         if int(local) < 1:
-            raise Refusal(
-                "not_durable",
-                "the server did not confirm the write to disk in time; "
-                "retry with the same operation id",
-                503,
-            )
+            raise _not_durable()
         return list(reply)
 
     async def _explain(
