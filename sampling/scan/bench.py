@@ -73,9 +73,7 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
     per: dict[str, dict[str, float | int]] = {}
     for c in conditions:
         sel = [r for r in rows if r["condition"] == c]
-        per[c] = {"n": len(sel)} | {
-            m: round(sum(r[m] for r in sel) / len(sel), 4) for m in METHODS
-        }
+        per[c] = {"n": len(sel)} | {m: round(sum(r[m] for r in sel) / len(sel), 4) for m in METHODS}
     out["per_condition"] = per
     return out
 

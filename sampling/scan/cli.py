@@ -49,10 +49,19 @@ def _record(image: str | list[str], result: DecodeResult, with_frames: bool) -> 
 @click.argument(
     "paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option("--frames", "as_frames", is_flag=True,
-              help="The images are frames of one label: combine them, print one line.")
-@click.option("--budget-ms", type=click.FloatRange(min=0), default=pipeline.DEFAULT_BUDGET_MS,
-              show_default=True, help="Time budget per image for the harder preparations.")
+@click.option(
+    "--frames",
+    "as_frames",
+    is_flag=True,
+    help="The images are frames of one label: combine them, print one line.",
+)
+@click.option(
+    "--budget-ms",
+    type=click.FloatRange(min=0),
+    default=pipeline.DEFAULT_BUDGET_MS,
+    show_default=True,
+    help="Time budget per image for the harder preparations.",
+)
 def decode_command(paths: tuple[Path, ...], as_frames: bool, budget_ms: float) -> None:
     """Read the codes in photos; one JSON object per line per image."""
     if as_frames:
@@ -71,8 +80,12 @@ def decode_command(paths: tuple[Path, ...], as_frames: bool, budget_ms: float) -
 @click.option("--json", "as_json", is_flag=True, help="Also print the summary as one JSON line.")
 @click.option("--count", type=click.IntRange(min=1), default=bench.DEFAULT_COUNT, show_default=True)
 @click.option("--seed", type=int, default=bench.DEFAULT_SEED, show_default=True)
-@click.option("--budget-ms", type=click.FloatRange(min=0), default=pipeline.DEFAULT_BUDGET_MS,
-              show_default=True)
+@click.option(
+    "--budget-ms",
+    type=click.FloatRange(min=0),
+    default=pipeline.DEFAULT_BUDGET_MS,
+    show_default=True,
+)
 def bench_decode_command(as_json: bool, count: int, seed: int, budget_ms: float) -> None:
     """Decode rate and time of zxing-cpp, ZBar and our pipeline on generated field photos."""
     from rich.console import Console

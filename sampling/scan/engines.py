@@ -23,8 +23,11 @@ if TYPE_CHECKING:
 # Only the symbologies printed in the field: fewer formats is faster and leaves
 # fewer chances for a false read from background texture.
 _ZX_FORMATS: Final = zxingcpp.BarcodeFormats(
-    [zxingcpp.BarcodeFormat.QRCode, zxingcpp.BarcodeFormat.Code128,
-     zxingcpp.BarcodeFormat.DataMatrix]
+    [
+        zxingcpp.BarcodeFormat.QRCode,
+        zxingcpp.BarcodeFormat.Code128,
+        zxingcpp.BarcodeFormat.DataMatrix,
+    ]
 )
 _ZBAR_SYMBOLS: Final = (
     pyzbar.ZBarSymbol.QRCODE,

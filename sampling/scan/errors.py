@@ -1,10 +1,10 @@
 """Errors of the scan package, all :class:`sampling.errors.BadInput`::
 
-    BadInput (400)
-    ├── NotAnImage (415)        bytes that no image decoder accepts
-    ├── ImageTooLarge (413)     too many bytes, or too many pixels by the header
-    ├── TooManyFrames (413)     more frames of one label than we combine
-    └── NoImage (400)           a request without any image
+BadInput (400)
+├── NotAnImage (415)        bytes that no image decoder accepts
+├── ImageTooLarge (413)     too many bytes, or too many pixels by the header
+├── TooManyFrames (413)     more frames of one label than we combine
+└── NoImage (400)           a request without any image
 """
 
 from __future__ import annotations

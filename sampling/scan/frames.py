@@ -70,8 +70,9 @@ def align(frames: Sequence[Gray]) -> tuple[list[Gray], list[int]]:
             continue
         full = from_small @ hom @ to_small
         aligned.append(
-            cv2.warpPerspective(img, full, (w, h), flags=cv2.INTER_LINEAR,
-                                borderMode=cv2.BORDER_REPLICATE)
+            cv2.warpPerspective(
+                img, full, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+            )
         )
         used.append(i)
     return aligned, used
@@ -100,7 +101,8 @@ def decode_frames(
     if len(frames) > MAX_FRAMES:
         raise TooManyFrames(
             f"{len(frames)} frames sent; at most {MAX_FRAMES} are combined.",
-            frames=len(frames), max_frames=MAX_FRAMES,
+            frames=len(frames),
+            max_frames=MAX_FRAMES,
         )
     start = time.perf_counter()
     seen: list[DecodedCode] = []
@@ -126,8 +128,10 @@ def decode_frames(
                 r = pipeline.decode(img, budget_ms=budget_ms)
                 seen.extend(r.codes)
                 if any(c.valid for c in r.codes):
-                    return done(DecodeResult(codes=r.codes, ms=r.ms,
-                                             preparation=f"{name}:{r.preparation}"), used)
+                    return done(
+                        DecodeResult(codes=r.codes, ms=r.ms, preparation=f"{name}:{r.preparation}"),
+                        used,
+                    )
     for i, frame in enumerate(frames):
         r = pipeline.decode(frame, budget_ms=budget_ms)
         seen.extend(r.codes)

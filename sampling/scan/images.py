@@ -49,13 +49,16 @@ def load(
     if len(data) > max_bytes:
         raise ImageTooLarge(
             f"{name} is {len(data)} bytes; the limit is {max_bytes}.",
-            bytes=len(data), max_bytes=max_bytes,
+            bytes=len(data),
+            max_bytes=max_bytes,
         )
     width, height = _header_size(data)
     if width * height > max_pixels:
         raise ImageTooLarge(
             f"{name} is {width}x{height} pixels; the limit is {max_pixels} pixels.",
-            width=width, height=height, max_pixels=max_pixels,
+            width=width,
+            height=height,
+            max_pixels=max_pixels,
         )
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if img is None:

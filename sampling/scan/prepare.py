@@ -43,9 +43,9 @@ def _expand(small: npt.NDArray[np.float32], shape: tuple[int, ...]) -> npt.NDArr
     return out
 
 
-def _envelopes(img: Gray, module_frac: float) -> tuple[
-    npt.NDArray[np.float32], npt.NDArray[np.float32]
-]:
+def _envelopes(
+    img: Gray, module_frac: float
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Local white (closing) and black (opening) levels, smooth, at full size.
 
     The kernel must be wider than a module so closing fills dark modules with

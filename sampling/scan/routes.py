@@ -70,8 +70,13 @@ class ScanController(Controller):
     tags = ["scan"]
     dependencies = {"device": Provide(current_device)}
 
-    @post("/decode", operation_id="decodeImage", opt=_ROLES, status_code=200,
-          request_max_body_size=MAX_BODY)
+    @post(
+        "/decode",
+        operation_id="decodeImage",
+        opt=_ROLES,
+        status_code=200,
+        request_max_body_size=MAX_BODY,
+    )
     async def decode(
         self, data: MultipartBody[DecodeForm], device: NamedDependency[Device]
     ) -> DecodeResult:
@@ -83,7 +88,8 @@ class ScanController(Controller):
         if len(uploads) > frames.MAX_FRAMES:
             raise TooManyFrames(
                 f"{len(uploads)} images sent; at most {frames.MAX_FRAMES}.",
-                frames=len(uploads), max_frames=frames.MAX_FRAMES,
+                frames=len(uploads),
+                max_frames=frames.MAX_FRAMES,
             )
         pixels = [
             await _read(u, getattr(u, "filename", None) or f"frame {i}")
@@ -100,9 +106,13 @@ class ScanController(Controller):
         """Accept a hand-typed code, or refuse it with the reason and likely corrections."""
         return typed.check(data.code)
 
-    @post("/rounds/{round_id:str}/tubes/{tube:str}/photo-scans", operation_id="scanByPhoto",
-          opt={"roles": ("scanner", "admin"), "hot": True}, status_code=200,
-          request_max_body_size=images.MAX_BYTES + 64 * 1024)
+    @post(
+        "/rounds/{round_id:str}/tubes/{tube:str}/photo-scans",
+        operation_id="scanByPhoto",
+        opt={"roles": ("scanner", "admin"), "hot": True},
+        status_code=200,
+        request_max_body_size=images.MAX_BYTES + 64 * 1024,
+    )
     async def scan_by_photo(
         self,
         request: Request[Any, Any, Any],
@@ -114,8 +124,9 @@ class ScanController(Controller):
         """Read the resident's code from a photo and bind it, by the same rules as a scan."""
         pixels = await _read(data.image, getattr(data.image, "filename", None) or "image")
         result = await anyio.to_thread.run_sync(pipeline.decode, pixels)
-        residents = sorted({c.text for c in result.codes
-                            if c.valid and c.kind is CodeKind.RESIDENT})
+        residents = sorted(
+            {c.text for c in result.codes if c.valid and c.kind is CodeKind.RESIDENT}
+        )
         if len(residents) != 1:
             raise NoValidCode(
                 "No single valid resident code could be read from the photo"
@@ -124,6 +135,7 @@ class ScanController(Controller):
                 found=len(residents),
             )
         binder = services(request).binder
-        scanned: OpResult = await binder.scan(device, round_id, tube, data.seq, data.op,
-                                              residents[0])
+        scanned: OpResult = await binder.scan(
+            device, round_id, tube, data.seq, data.op, residents[0]
+        )
         return scanned

@@ -94,8 +94,9 @@ def render_code128(text: str, module_px: int = 3, height: int = 120, quiet: int 
     row = np.pad(code128_modules(text), quiet)
     row = np.repeat(row, module_px)
     img = np.where(row, 0, 255).astype(np.uint8)
-    return np.pad(np.tile(img, (height, 1)), ((module_px * 6, module_px * 6), (0, 0)),
-                  constant_values=255)
+    return np.pad(
+        np.tile(img, (height, 1)), ((module_px * 6, module_px * 6), (0, 0)), constant_values=255
+    )
 
 
 def render(text: str, kind: codes.CodeKind) -> Gray:
@@ -143,8 +144,16 @@ def _label(text: str, kind: codes.CodeKind, rng: np.random.Generator) -> tuple[F
     label[oy : oy + h, ox : ox + w] = np.where(bars, rng.uniform(0.0, 0.15), label[0, 0])
     # Human-readable line under the bars, as printed on tube and box labels.
     text_ink = np.zeros((lh, lw), np.uint8)
-    cv2.putText(text_ink, text, (ox + 12 * px, min(lh - 5, oy + h + 28)), cv2.FONT_HERSHEY_SIMPLEX,
-                1.0, 255, 2, cv2.LINE_AA)
+    cv2.putText(
+        text_ink,
+        text,
+        (ox + 12 * px, min(lh - 5, oy + h + 28)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        1.0,
+        255,
+        2,
+        cv2.LINE_AA,
+    )
     label -= text_ink.astype(np.float32) / 255 * (label - 0.1)
     x0, x1 = ox + 12 * px, ox + w - 12 * px
     corners = np.array([[x0, oy], [x1, oy], [x1, oy + h], [x0, oy + h]], np.float32)
@@ -183,8 +192,12 @@ def _background(h: int, w: int, rng: np.random.Generator) -> Float:
 
 
 def _placement(
-    label_shape: tuple[int, int], code_corners: Float, size: tuple[int, int],
-    kind: codes.CodeKind, perspective: float, rng: np.random.Generator,
+    label_shape: tuple[int, int],
+    code_corners: Float,
+    size: tuple[int, int],
+    kind: codes.CodeKind,
+    perspective: float,
+    rng: np.random.Generator,
 ) -> npt.NDArray[np.float64]:
     """Homography from label to photo: random scale, angle, position and tilt."""
     lh, lw = label_shape
@@ -296,9 +309,7 @@ class _Scene(NamedTuple):
     quad: Float  # the code's corners in the photo
 
 
-def _scene(
-    text: str, kind: codes.CodeKind, parts: set[str], rng: np.random.Generator
-) -> _Scene:
+def _scene(text: str, kind: codes.CodeKind, parts: set[str], rng: np.random.Generator) -> _Scene:
     w = int(rng.integers(640, 1281)) // 8 * 8
     h = w * 3 // 4
     label, corners = _label(text, kind, rng)
