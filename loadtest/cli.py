@@ -332,6 +332,9 @@ def run(
             console.print("[yellow]no --redis-url/--secret: the verifier is skipped[/]")
             redis_bytes, checked = 0, {"lost": None, "doubled": None}
         (run_dir / "verify.json").write_text(json.dumps(checked, indent=1, default=str))
+        from loadtest import charts
+
+        charts.write(run_dir, title=f"{residents:,} residents: {run_dir.name}")
         requests = stats["requests"]
         result.update(
             {

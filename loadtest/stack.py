@@ -94,6 +94,7 @@ def start_locust(
             str(run_dir / "locust"),
             "--html",
             str(run_dir / "locust.html"),
+            "--csv-full-history",
             "--only-summary",
             "--loglevel",
             "WARNING",
