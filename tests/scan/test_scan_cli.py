@@ -22,23 +22,22 @@ def _write(path: Path, img: np.ndarray) -> Path:
 
 
 def test_decode_prints_one_json_line_per_image(tmp_path: Path) -> None:
-    tube = _write(tmp_path / "tube.png", np.pad(synth.render_code128(TUBE), 30,
-                                                constant_values=255))
+    tube = _write(
+        tmp_path / "tube.png", np.pad(synth.render_code128(TUBE), 30, constant_values=255)
+    )
     blank = _write(tmp_path / "blank.jpg", np.full((100, 100), 90, np.uint8))
     r = CliRunner().invoke(decode_command, [str(tube), str(blank)])
     assert r.exit_code == 0, r.output
     lines = [json.loads(x) for x in r.output.splitlines()]
     assert lines[0]["image"] == str(tube)
-    assert lines[0]["codes"] == [{"text": TUBE, "format": "Code128", "kind": "tube",
-                                  "valid": True}]
+    assert lines[0]["codes"] == [{"text": TUBE, "format": "Code128", "kind": "tube", "valid": True}]
     assert lines[1]["codes"] == []
     assert all(isinstance(x["ms"], float) for x in lines)
 
 
 def test_decode_frames_prints_one_line(tmp_path: Path) -> None:
     blank = _write(tmp_path / "a.png", np.full((200, 300), 90, np.uint8))
-    tube = _write(tmp_path / "b.png", np.pad(synth.render_code128(TUBE), 30,
-                                             constant_values=255))
+    tube = _write(tmp_path / "b.png", np.pad(synth.render_code128(TUBE), 30, constant_values=255))
     r = CliRunner().invoke(decode_command, ["--frames", str(blank), str(tube)])
     assert r.exit_code == 0, r.output
     (line,) = [json.loads(x) for x in r.output.splitlines()]
@@ -60,8 +59,17 @@ def test_bench_json_is_the_last_line() -> None:
     r = CliRunner().invoke(bench_decode_command, ["--json", "--count", "13", "--seed", "1"])
     assert r.exit_code == 0, r.output
     summary = json.loads(r.output.strip().splitlines()[-1])
-    for key in ("rate_zxing", "rate_zbar", "rate_ours", "median_ms_ours", "p95_ms_ours",
-                "glare_rate_zxing", "glare_rate_zbar", "glare_rate_ours", "glare_gain"):
+    for key in (
+        "rate_zxing",
+        "rate_zbar",
+        "rate_ours",
+        "median_ms_ours",
+        "p95_ms_ours",
+        "glare_rate_zxing",
+        "glare_rate_zbar",
+        "glare_rate_ours",
+        "glare_gain",
+    ):
         assert key in summary
     assert set(summary["per_condition"]) == set(synth.CONDITIONS)
     assert summary["count"] == 13

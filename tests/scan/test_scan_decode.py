@@ -49,16 +49,17 @@ def test_each_kind_decodes_to_its_text_and_kind(
     text: str, kind: CodeKind, fmt: str, img: np.ndarray
 ) -> None:
     result = pipeline.decode(_on_canvas(img, angle=3))
-    assert [(c.text, c.kind, c.valid, c.format) for c in result.codes] == [
-        (text, kind, True, fmt)
-    ]
+    assert [(c.text, c.kind, c.valid, c.format) for c in result.codes] == [(text, kind, True, fmt)]
     assert result.preparation == "raw"
 
 
 def test_field_photos_of_each_kind_decode() -> None:
     rng = np.random.default_rng(7)
-    for text, kind in [(RESIDENT_TOKEN, CodeKind.RESIDENT), (TUBE, CodeKind.TUBE),
-                       (BOX, CodeKind.BOX)]:
+    for text, kind in [
+        (RESIDENT_TOKEN, CodeKind.RESIDENT),
+        (TUBE, CodeKind.TUBE),
+        (BOX, CodeKind.BOX),
+    ]:
         for _ in range(3):
             img = synth.photo(text, kind, "clean", rng)
             found = pipeline.decode(img, budget_ms=500).codes
@@ -98,9 +99,7 @@ def test_resident_qr_with_wrong_check_character_is_not_valid() -> None:
 def test_truncated_text_is_unknown_and_not_valid() -> None:
     partial = TUBE[:9]
     result = pipeline.decode(_on_canvas(synth.render_code128(partial)), budget_ms=100)
-    assert [(c.text, c.kind, c.valid) for c in result.codes] == [
-        (partial, CodeKind.UNKNOWN, False)
-    ]
+    assert [(c.text, c.kind, c.valid) for c in result.codes] == [(partial, CodeKind.UNKNOWN, False)]
 
 
 def test_tube_barcode_with_wrong_damm_digit_is_tube_but_not_valid() -> None:

@@ -39,17 +39,20 @@ def test_decode_one_image(client: TestClient[Litestar]) -> None:
     r = client.post("/v1/decode", files={"image": ("qr.png", QR_PNG, "image/png")})
     assert r.status_code == 200
     body = r.json()
-    assert body["codes"] == [
-        {"text": TOKEN, "format": "QRCode", "kind": "resident", "valid": True}
-    ]
+    assert body["codes"] == [{"text": TOKEN, "format": "QRCode", "kind": "resident", "valid": True}]
     assert body["frames_used"] == []
     assert body["ms"] >= 0
 
 
 def test_decode_frames(client: TestClient[Litestar]) -> None:
     blank = _png(np.full((200, 200), 128, np.uint8))
-    r = client.post("/v1/decode", files=[("frames", ("a.png", blank, "image/png")),
-                                         ("frames", ("b.png", QR_PNG, "image/png"))])
+    r = client.post(
+        "/v1/decode",
+        files=[
+            ("frames", ("a.png", blank, "image/png")),
+            ("frames", ("b.png", QR_PNG, "image/png")),
+        ],
+    )
     assert r.status_code == 200
     assert r.json()["frames_used"] == [1]
     assert r.json()["codes"][0]["text"] == TOKEN
@@ -84,8 +87,13 @@ def test_check_typed_code(client: TestClient[Litestar]) -> None:
     good = codes.make_tube(12345678901)
     r = client.post("/v1/codes/check", json={"code": good})
     assert r.status_code == 200
-    assert r.json() == {"code": good, "accepted": True, "kind": "tube", "reason": None,
-                        "candidates": []}
+    assert r.json() == {
+        "code": good,
+        "accepted": True,
+        "kind": "tube",
+        "reason": None,
+        "candidates": [],
+    }
     slip = good[:3] + good[4] + good[3] + good[5:]
     r = client.post("/v1/codes/check", json={"code": slip})
     body = r.json()
@@ -109,12 +117,14 @@ def test_scan_by_photo_binds_through_the_binding_rules(client: TestClient[Litest
     opened = client.post("/v1/rounds/r1/tubes", json={"op": "o1", "seq": 1, "tube": tube(1)})
     assert opened.status_code == 201
     photo = {"image": ("qr.png", QR_PNG, "image/png")}
-    r = client.post(f"/v1/rounds/r1/tubes/{tube(1)}/photo-scans", files=photo,
-                    data={"op": "o2", "seq": "2"})
+    r = client.post(
+        f"/v1/rounds/r1/tubes/{tube(1)}/photo-scans", files=photo, data={"op": "o2", "seq": "2"}
+    )
     assert r.status_code == 200, r.text
     assert r.json()["count"] == 1
-    again = client.post(f"/v1/rounds/r1/tubes/{tube(1)}/photo-scans", files=photo,
-                        data={"op": "o3", "seq": "3"})
+    again = client.post(
+        f"/v1/rounds/r1/tubes/{tube(1)}/photo-scans", files=photo, data={"op": "o3", "seq": "3"}
+    )
     assert again.status_code == 409
     assert again.json()["code"] == "resident_already_sampled"
 
@@ -122,8 +132,11 @@ def test_scan_by_photo_binds_through_the_binding_rules(client: TestClient[Litest
 def test_scan_by_photo_without_a_code_is_422(client: TestClient[Litestar]) -> None:
     client.post("/v1/rounds/r1/tubes", json={"op": "o1", "seq": 1, "tube": tube(1)})
     blank = _png(np.full((200, 200), 128, np.uint8))
-    r = client.post(f"/v1/rounds/r1/tubes/{tube(1)}/photo-scans",
-                    files={"image": ("b.png", blank, "image/png")}, data={"op": "o2", "seq": "2"})
+    r = client.post(
+        f"/v1/rounds/r1/tubes/{tube(1)}/photo-scans",
+        files={"image": ("b.png", blank, "image/png")},
+        data={"op": "o2", "seq": "2"},
+    )
     assert r.status_code == 422
     assert r.json()["code"] == "no_valid_code"
     assert client.get(f"/v1/rounds/r1/tubes/{tube(1)}").json()["count"] == 0

@@ -13,10 +13,11 @@ from sampling.scan import typed
 _rng = random.Random(5)
 _ALNUM = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SAMPLE = (
-    [codes.make_resident_id("".join(_rng.choice("0123456789") for _ in range(17)))
-     for _ in range(6)]
-    + [codes.make_resident_token("".join(_rng.choice(_ALNUM) for _ in range(16)))
-       for _ in range(6)]
+    [
+        codes.make_resident_id("".join(_rng.choice("0123456789") for _ in range(17)))
+        for _ in range(6)
+    ]
+    + [codes.make_resident_token("".join(_rng.choice(_ALNUM) for _ in range(16))) for _ in range(6)]
     + [codes.make_tube(_rng.randrange(10**11)) for _ in range(6)]
     + [codes.make_box(_rng.randrange(10**9)) for _ in range(6)]
 )
@@ -43,7 +44,10 @@ def test_every_single_slip_is_refused_and_offers_the_original(good: str) -> None
         assert not result.accepted, slip
         # A swap can move a letter among digits: the shape breaks before the check.
         assert result.reason in (
-            "check_failed", "bad_characters", "unknown_prefix", "wrong_length"
+            "check_failed",
+            "bad_characters",
+            "unknown_prefix",
+            "wrong_length",
         ), slip
         assert good in result.candidates, slip
         assert all(codes.is_valid(c) for c in result.candidates)
