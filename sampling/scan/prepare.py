@@ -15,7 +15,7 @@ local black level vary slowly compared with a module.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     Gray = npt.NDArray[np.uint8]
+    Floats = npt.NDArray[np.floating[Any]]
 
 
 def _reduced(img: Gray, target: int = 320) -> tuple[Gray, float]:
@@ -36,7 +37,7 @@ def _reduced(img: Gray, target: int = 320) -> tuple[Gray, float]:
     return small, f
 
 
-def _expand(small: npt.NDArray[np.float32], shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
+def _expand(small: Floats, shape: tuple[int, ...]) -> npt.NDArray[np.float32]:
     out: npt.NDArray[np.float32] = cv2.resize(
         small, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR
     )
@@ -46,7 +47,7 @@ def _expand(small: npt.NDArray[np.float32], shape: tuple[int, ...]) -> npt.NDArr
 def _envelopes(
     img: Gray, module_frac: float
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
-    """Local white (closing) and black (opening) levels, smooth, at full size.
+    """Local white (closing) and black (opening) levels, smooth, at reduced size.
 
     The kernel must be wider than a module so closing fills dark modules with
     the surrounding white and opening fills light ones with black.
@@ -59,14 +60,27 @@ def _envelopes(
     sigma = k / 2
     hi = cv2.GaussianBlur(hi, (0, 0), sigma)
     lo = cv2.GaussianBlur(lo, (0, 0), sigma)
-    return _expand(hi, img.shape), _expand(lo, img.shape)
+    return hi, lo
+
+
+def _affine(img: Gray, gain: Floats, offset: Floats | None = None) -> Gray:
+    """``img * gain + offset`` with both maps given at reduced size, saturated to uint8.
+
+    The maps are smooth, so they are built small and only enlarged; the two
+    full-size passes are OpenCV's, which round and saturate on the way to uint8.
+    """
+    scaled = cv2.multiply(img, _expand(gain, img.shape), dtype=cv2.CV_32F)
+    if offset is None:
+        out: Gray = cv2.convertScaleAbs(scaled)  # values are >= 0 here
+        return out
+    out = cv2.add(scaled, _expand(offset, img.shape), dtype=cv2.CV_8U)
+    return out
 
 
 def flatten(img: Gray, module_frac: float = 0.04) -> Gray:
     """Divide by the local white level: shadows, vignettes and glare halos become flat."""
     hi, _ = _envelopes(img, module_frac)
-    out = img.astype(np.float32) * (235.0 / np.maximum(hi, 8.0))
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return _affine(img, 235.0 / np.maximum(hi, 8.0))
 
 
 def stretch(img: Gray, module_frac: float = 0.04, floor: float = 6.0) -> Gray:
@@ -76,9 +90,8 @@ def stretch(img: Gray, module_frac: float = 0.04, floor: float = 6.0) -> Gray:
     into amplified noise.
     """
     hi, lo = _envelopes(img, module_frac)
-    span = np.maximum(hi - lo, floor)
-    out = (img.astype(np.float32) - lo) * (255.0 / span)
-    return np.asarray(np.clip(out, 0, 255), dtype=np.uint8)
+    gain = 255.0 / np.maximum(hi - lo, floor)
+    return _affine(img, gain, -lo * gain)
 
 
 def clahe(img: Gray, clip: float = 3.0, tiles: int = 8) -> Gray:
