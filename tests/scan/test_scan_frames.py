@@ -26,7 +26,9 @@ def _reads(text: str, result: object) -> bool:
     return any(c.text == text and c.valid for c in result.codes)  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize(("kind", "seed"), [(CodeKind.RESIDENT, 2), (CodeKind.TUBE, 8)])
+# Seeds whose frames the single-image pipeline cannot read one by one (tube seed 8
+# became readable alone when the pipeline learned to find short tilted labels).
+@pytest.mark.parametrize(("kind", "seed"), [(CodeKind.RESIDENT, 2), (CodeKind.TUBE, 44)])
 def test_frames_none_readable_alone_are_read_together(kind: CodeKind, seed: int) -> None:
     text, shots = _glared_frames(kind, seed)
     # Every frame alone defeats the whole pipeline, even with a generous budget...
