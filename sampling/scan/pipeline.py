@@ -1,6 +1,6 @@
 """Decoding one image: cheap tries first, harder ones while the time budget lasts.
 
-The raw image goes to zxing-cpp and ZBar first; most photos stop there. Only
+The raw image goes to zxing-cpp first; most photos stop there. Only
 a read whose check character validates stops the search: a garbled or partial
 read (valid ``False``) is kept for the answer but the search goes on, since a
 later preparation may read the same label correctly. The remaining steps are
@@ -124,8 +124,8 @@ def decode(
 ) -> DecodeResult:
     """The codes in a grayscale image, trying preparations within ``budget_ms``.
 
-    The raw image is always tried with both engines, whatever the budget, so
-    a budget of 0 means "the two engines once".
+    The first step (the raw image through zxing-cpp) always runs, whatever
+    the budget, so a budget of 0 means "zxing-cpp once".
     """
     start = time.perf_counter()
     deadline = start + budget_ms / 1000
