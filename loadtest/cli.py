@@ -299,6 +299,7 @@ def run(
             "LT_WORKERS": str(workers),
             "LT_PACE": str(pace),
             "LT_PEAK": str(peak),
+            "LT_CHAIN_USERS": str(max(1, round(peak * 0.1 / workers))),
             "LT_DAY": str(day),
             "LT_MAX_SECONDS": str(max_seconds),
             "LT_TIMEOUT": str(timeout),

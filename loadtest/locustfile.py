@@ -61,6 +61,10 @@ BOX_TUBES = int(_env("BOX_TUBES", "30"))
 #: Attempts without any answer (timeouts, 5xx) before an operation is given up.
 MAX_LOST = int(_env("MAX_LOST", "30"))
 LAB_RESULTS = _env("LAB", "1") == "1"
+#: Sealers and lab desks per Locust worker (couriers and lab systems: a quarter as
+#: many): a tube is 11 sampler requests and ~2 for the chain, so the chain gets
+#: about a tenth of the samplers at the surge (set by the command).
+CHAIN_USERS = int(_env("CHAIN_USERS", "1"))
 CHAIN = ("sealer", "courier", "lab", "labsys")
 
 
@@ -71,6 +75,16 @@ class GaveUp(Exception):
 
 
 LANES = ("online", "offline")
+
+
+def _pick(devices: list[tuple[str, str]], n: int) -> tuple[str, str]:
+    """The device (id, token) that handles box number ``n``: spread evenly, fixed per box."""
+    return devices[n % len(devices)]
+
+
+def _serial(box: str) -> int:
+    """Box codes are ``B`` + serial + check digit; the serial picks the box's devices."""
+    return int(box[1:-1])
 
 
 class Work:
@@ -155,29 +169,31 @@ class Work:
             take, tubes[:] = tubes[:BOX_TUBES], tubes[BOX_TUBES:]
             self.boxes += 1
             device, token = self.plan.sealers[site]
+            code = box_code(self.plan.box_base + self.boxes)
             self.add(
                 BoxJob(
                     device,
                     token,
                     self._seq(device),
-                    box_code(self.plan.box_base + self.boxes),
+                    code,
                     take,
-                    self.plan.courier[0],
+                    _pick(self.plan.couriers, _serial(code))[0],
                     self._handed,
                 )
             )
 
     def _handed(self, box: str, tubes: list[tuple[str, int]]) -> None:
-        device, token = self.plan.courier
+        # The courier named at the handover is the one who must pick the box up.
+        device, token = _pick(self.plan.couriers, _serial(box))
         self.add(PickupJob(device, token, self._seq(device), box, tubes, self._picked))
 
     def _picked(self, box: str, tubes: list[tuple[str, int]]) -> None:
-        device, token = self.plan.lab
+        device, token = _pick(self.plan.labs, _serial(box))
         self.add(IntakeJob(device, token, self._seq(device), box, tubes, self._taken_in))
 
     def _taken_in(self, box: str, tubes: list[tuple[str, int]]) -> None:
-        if LAB_RESULTS and self.plan.labsys[0]:
-            device, token = self.plan.labsys
+        if LAB_RESULTS and self.plan.labsys:
+            device, token = _pick(self.plan.labsys, _serial(box))
             self.add(
                 ResultsJob(
                     device, token, self._seq(device), box, tubes, self.plan.box_base + self.boxes
@@ -363,24 +379,24 @@ class NetworkDropSampler(Handheld):
 class Sealer(Handheld):
     """Boxes a sampling point's closed tubes, seals with the count, hands the box over."""
 
-    fixed_count = WORKERS
+    fixed_count = WORKERS * CHAIN_USERS
     roles = ("sealer", "courier", "lab")
 
 
 class Courier(Handheld):
-    fixed_count = WORKERS
+    fixed_count = WORKERS * max(1, CHAIN_USERS // 4)
     roles = ("courier", "lab", "sealer")
 
 
 class LabDesk(Handheld):
-    fixed_count = WORKERS
+    fixed_count = WORKERS * CHAIN_USERS
     roles = ("lab", "courier", "sealer", "labsys")
 
 
 class LabSystem(Handheld):
     """The lab's instrument software reporting each taken-in box's results."""
 
-    fixed_count = WORKERS
+    fixed_count = WORKERS * max(1, CHAIN_USERS // 4)
     roles = ("labsys", "lab", "courier", "sealer")
 
 
@@ -456,8 +472,8 @@ class RoundDay(LoadTestShape):
         fixed = 1
         if BOXING:
             classes += [Sealer, Courier, LabDesk]
-            fixed += 3 * WORKERS
+            fixed += Sealer.fixed_count + Courier.fixed_count + LabDesk.fixed_count
             if LAB_RESULTS:
                 classes.append(LabSystem)
-                fixed += WORKERS
+                fixed += LabSystem.fixed_count
         return samplers + fixed, max(10.0, self.peak / 5), classes

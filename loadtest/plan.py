@@ -9,9 +9,10 @@ not come; everyone else is in exactly one lane, so a finished round has every
 planned resident bound once.
 
 Lanes are dealt to Locust workers round-robin (lane ``i`` to worker ``i % W``),
-and each worker also has one sealer per sampling point, one courier and one lab
-intake desk, so a worker's users can carry every tube its samplers close through
-boxing and intake without talking to other workers. The plan is written as one
+and each worker also has one sealer per sampling point, and couriers, lab intake
+desks and lab systems in proportion to its sampling points and handhelds (see
+:func:`chain_devices`), so a worker's users can carry every tube its samplers
+close through boxing and intake without talking to other workers. The plan is written as one
 JSON file per worker (``plan/worker-<k>.json``) so a worker reads only its share.
 """
 
@@ -52,12 +53,12 @@ class WorkerPlan:
     index: int
     round_id: str
     lanes: list[Lane]
-    #: site -> sealer device (id, token); courier and lab device (id, token).
+    #: site -> sealer device (id, token); couriers and lab intake desks (id, token).
     sealers: dict[str, tuple[str, str]] = field(default_factory=dict)
-    courier: tuple[str, str] = ("", "")
-    lab: tuple[str, str] = ("", "")
-    #: The lab system's device (uploads results): role lab, like the desk.
-    labsys: tuple[str, str] = ("", "")
+    couriers: list[tuple[str, str]] = field(default_factory=list)
+    labs: list[tuple[str, str]] = field(default_factory=list)
+    #: The lab systems' devices (they upload results): role lab, like the desks.
+    labsys: list[tuple[str, str]] = field(default_factory=list)
     viewer: str = ""
     box_base: int = 0
 
@@ -83,9 +84,8 @@ class Plan:
         for w in self.workers:
             out += [{"id": lane.device, "role": "scanner", "site": lane.site} for lane in w.lanes]
             out += [{"id": d, "role": "sealer", "site": s} for s, (d, _) in w.sealers.items()]
-            out.append({"id": w.courier[0], "role": "courier"})
-            out.append({"id": w.lab[0], "role": "lab", "lab": LAB})
-            out.append({"id": w.labsys[0], "role": "lab", "lab": LAB})
+            out += [{"id": d, "role": "courier"} for d, _ in w.couriers]
+            out += [{"id": d, "role": "lab", "lab": LAB} for d, _ in (*w.labs, *w.labsys)]
         out.append({"id": "lt-viewer", "role": "viewer"})
         return out
 
@@ -94,9 +94,9 @@ class Plan:
             for lane in w.lanes:
                 lane.token = tokens[lane.device]
             w.sealers = {s: (d, tokens[d]) for s, (d, _) in w.sealers.items()}
-            w.courier = (w.courier[0], tokens[w.courier[0]])
-            w.lab = (w.lab[0], tokens[w.lab[0]])
-            w.labsys = (w.labsys[0], tokens[w.labsys[0]])
+            w.couriers = [(d, tokens[d]) for d, _ in w.couriers]
+            w.labs = [(d, tokens[d]) for d, _ in w.labs]
+            w.labsys = [(d, tokens[d]) for d, _ in w.labsys]
             w.viewer = tokens["lt-viewer"]
 
     def write(self, directory: Path) -> None:
@@ -122,9 +122,23 @@ def load_worker(directory: Path, index: int) -> WorkerPlan:
     ]
     w = WorkerPlan(lanes=lanes, **raw)
     w.sealers = {s: tuple(v) for s, v in w.sealers.items()}  # type: ignore[misc]
-    w.courier, w.lab = tuple(w.courier), tuple(w.lab)  # type: ignore[assignment]
-    w.labsys = tuple(w.labsys)  # type: ignore[assignment]
+    w.couriers = [tuple(v) for v in w.couriers]  # type: ignore[misc]
+    w.labs = [tuple(v) for v in w.labs]  # type: ignore[misc]
+    w.labsys = [tuple(v) for v in w.labsys]  # type: ignore[misc]
     return w
+
+
+def chain_devices(sites: int, lanes: int) -> tuple[int, int, int]:
+    """Couriers, lab intake desks and lab systems for a worker's share of the round.
+
+    A device works one box at a time, so a single desk per worker (enough for a
+    20,000-person round) left the lab hours behind in the full one. In the field
+    a desk takes in a tube every few seconds while a sampler closes one every two
+    minutes: one desk per ~20 handhelds, a courier per ~10 sampling points, a lab
+    system per four desks.
+    """
+    labs = max(1, lanes // 20)
+    return max(1, sites // 10), labs, max(1, labs // 4)
 
 
 def lane_size(residents: int, overload: float = 1.0) -> int:
@@ -185,15 +199,16 @@ def build(
     for k in range(workers):
         mine = [lane for n, lane in enumerate(order) if n % workers == k]
         sites = sorted({lane.site for lane in mine})
+        n_couriers, n_labs, n_labsys = chain_devices(len(sites), len(mine))
         plans.append(
             WorkerPlan(
                 index=k,
                 round_id=round_id,
                 lanes=mine,
                 sealers={s: (f"lt-w{k}-seal-{s}", "") for s in sites},
-                courier=(f"lt-w{k}-courier", ""),
-                lab=(f"lt-w{k}-lab", ""),
-                labsys=(f"lt-w{k}-labsys", ""),
+                couriers=[(f"lt-w{k}-courier{i}", "") for i in range(n_couriers)],
+                labs=[(f"lt-w{k}-lab{i}", "") for i in range(n_labs)],
+                labsys=[(f"lt-w{k}-labsys{i}", "") for i in range(n_labsys)],
                 box_base=box_root + k * 1_000_000,
             )
         )
