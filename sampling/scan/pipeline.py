@@ -33,11 +33,17 @@ Engine = Callable[["Gray"], list[engines.Read]]
 
 
 class Step(NamedTuple):
-    """A named way to turn the image into one or more images to decode, and the engines to use."""
+    """A named way to turn the image into one or more images to decode, and the engines to use.
+
+    Steps with the same ``shared`` name promise the same images: the first of
+    them to run makes the images (all at once, not lazily) and the later ones
+    reuse them, so a preparation tried with both engines costs its time once.
+    """
 
     name: str
     images: Callable[[Gray], Iterable[Gray]]
     engines: tuple[Engine, ...]
+    shared: str | None = None
 
 
 def _one(f: Callable[[Gray], Gray]) -> Callable[[Gray], Iterable[Gray]]:
@@ -58,6 +64,13 @@ def _zx_global(img: Gray) -> list[engines.Read]:
     return engines.zxing(img, binarizer="global")
 
 
+# Preparations that two steps share (one per engine); see ``Step.shared``.
+_GAMMA_4 = _one(lambda g: prep.gamma(g, 4.0))
+_FLATTEN = _one(lambda g: prep.flatten(g, 0.02))
+_STRETCH = _one(lambda g: prep.stretch(g, 0.02))
+_THRESHOLD = _one(prep.threshold)
+_SHARPEN = _one(prep.sharpen)
+
 # Cheap zxing-cpp passes on tone-corrected copies come before ZBar's slower
 # scans; a preparation worth trying with both engines appears once per engine,
 # where its gain per millisecond puts it. The order was measured with
@@ -65,22 +78,22 @@ def _zx_global(img: Gray) -> list[engines.Read]:
 STEPS: Final[tuple[Step, ...]] = (
     Step("raw", _one(lambda g: g), (ZX,)),
     Step("level", _level_and_stretch, (ZX, ZB)),
-    Step("gamma", _one(lambda g: prep.gamma(g, 4.0)), (ZX,)),
-    Step("flatten", _one(lambda g: prep.flatten(g, 0.02)), (_zx_global,)),
+    Step("gamma", _GAMMA_4, (ZX,), "gamma 4"),
+    Step("flatten", _FLATTEN, (_zx_global,), "flatten"),
     Step("raw", _one(lambda g: g), (ZB,)),
     Step("gamma", _one(lambda g: prep.gamma(g, 6.0)), (ZX,)),
-    Step("threshold", _one(prep.threshold), (ZB,)),
-    Step("stretch", _one(lambda g: prep.stretch(g, 0.02)), (ZB,)),
-    Step("gamma", _one(lambda g: prep.gamma(g, 4.0)), (ZB,)),
-    Step("sharpen", _one(prep.sharpen), (ZB,)),
-    Step("stretch", _one(lambda g: prep.stretch(g, 0.02)), (ZX,)),
-    Step("flatten", _one(lambda g: prep.flatten(g, 0.02)), (ZX,)),
+    Step("threshold", _THRESHOLD, (ZB,), "threshold"),
+    Step("stretch", _STRETCH, (ZB,), "stretch"),
+    Step("gamma", _GAMMA_4, (ZB,), "gamma 4"),
+    Step("sharpen", _SHARPEN, (ZB,), "sharpen"),
+    Step("stretch", _STRETCH, (ZX,), "stretch"),
+    Step("flatten", _FLATTEN, (ZX,), "flatten"),
     Step("half", _one(lambda g: prep.scale(g, 0.5)), (ZX, ZB)),
     Step("denoise", _one(prep.denoise), (ZX, ZB)),
     Step("clahe", _one(prep.clahe), (ZX,)),
     Step("highlights", _one(prep.suppress_highlights), (ZX,)),
-    Step("threshold", _one(prep.threshold), (ZX,)),
-    Step("sharpen", _one(prep.sharpen), (ZX,)),
+    Step("threshold", _THRESHOLD, (ZX,), "threshold"),
+    Step("sharpen", _SHARPEN, (ZX,), "sharpen"),
     Step("double", _one(lambda g: prep.scale(g, 2.0)), (ZX,)),
 )
 
@@ -99,16 +112,29 @@ def to_codes(reads: Iterable[engines.Read]) -> tuple[DecodedCode, ...]:
     return tuple(sorted(found, key=lambda c: not c.valid))
 
 
+def _images(step: Step, img: Gray, made: dict[str, tuple[Gray, ...]]) -> Iterable[Gray]:
+    """The step's images; a shared preparation is made once and kept in ``made``."""
+    if step.shared is None:
+        return step.images(img)
+    if step.shared not in made:
+        made[step.shared] = tuple(step.images(img))
+    return made[step.shared]
+
+
 def _search(
     img: Gray, deadline: float, steps: tuple[Step, ...]
 ) -> tuple[list[engines.Read], str | None]:
     """Run ``steps`` until a valid read or the deadline; all reads and the winning step."""
     reads: list[engines.Read] = []
+    # Shared images live for this call only, and are dropped after the last step
+    # that uses them: a full-size copy each, and the API decodes many images.
+    made: dict[str, tuple[Gray, ...]] = {}
+    last_use = {s.shared: i for i, s in enumerate(steps) if s.shared is not None}
     for i, step in enumerate(steps):
         # The first step always runs in full: a zero budget still means one honest try.
         if i and time.perf_counter() >= deadline:
             break
-        for image in step.images(img):
+        for image in _images(step, img, made):
             for engine in step.engines:
                 got = engine(image)
                 reads.extend(got)
@@ -116,6 +142,8 @@ def _search(
                     return reads, step.name
                 if i and time.perf_counter() >= deadline:
                     return reads, None
+        if step.shared is not None and last_use[step.shared] == i:
+            made.pop(step.shared, None)
     return reads, None
 
 
