@@ -18,6 +18,7 @@ act on and the fields that explain it (``detail``)::
     ├── OperationReused (422)     same operation id, different payload
     ├── RateLimited (429)
     └── Unavailable (503)         Redis cannot be reached; retry later
+        └── NotDurable             the write was not confirmed on disk in time
 
 Domain packages subclass these (``sampling.binding.errors`` and so on) or raise
 :class:`Refusal` with the status word a script returned.
@@ -90,6 +91,17 @@ class RateLimited(SamplingError):
 class Unavailable(SamplingError):
     code = "unavailable"
     status = 503
+
+
+class NotDurable(Unavailable):
+    """WAITAOF did not confirm the local fsync in time: the write may not survive a crash."""
+
+    code = "not_durable"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the server did not confirm the write to disk in time; retry with the same operation id"
+        )
 
 
 class Refusal(Conflict):

@@ -38,6 +38,7 @@ from sampling.errors import (
     BatchTooLarge,
     Forbidden,
     GarbledCode,
+    NotDurable,
     NotFound,
     Refusal,
     Unavailable,
@@ -378,17 +379,9 @@ class Binder:
 
     async def _run_apply(self, ks: list[str], args: list[bytes | str | int]) -> list[bytes]:
         if self._lane is not None:
-            # WAITAOF after the script on the same connection covers its write.
-            after = [("WAITAOF", 1, 0, 1000)] if self._waitaof else []
-            replies = await self._lane.evalsha(source(_PKG, "apply.lua"), ks, args, *after)
-            if self._waitaof and int(replies[1][0]) < 1:
-                raise Refusal(
-                    "not_durable",
-                    "the server did not confirm the write to disk in "
-                    "time; retry with the same operation id",
-                    503,
-                )
-            reply: list[bytes] = replies[0]
+            reply: list[bytes] = await self._lane.script(
+                source(_PKG, "apply.lua"), ks, args, waitaof=self._waitaof
+            )
             return reply
         if not self._waitaof:
             result: list[bytes] = await self._scripts["apply"](keys=ks, args=args)
@@ -416,12 +409,7 @@ class Binder:
         pipe.execute_command("WAITAOF", 1, 0, 1000)
         reply, (local, _) = await pipe.execute()
         if int(local) < 1:
-            raise Refusal(
-                "not_durable",
-                "the server did not confirm the write to disk in time; "
-                "retry with the same operation id",
-                503,
-            )
+            raise NotDurable
         return list(reply)
 
     async def _explain(self, round_id: str, status: str, item: _Op, aux: int) -> str:

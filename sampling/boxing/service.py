@@ -30,7 +30,7 @@ from sampling.boxing.models import (
     Timeline,
     TubeIssue,
 )
-from sampling.errors import BadInput, Forbidden, NotFound, Refusal
+from sampling.errors import BadInput, Forbidden, NotDurable, NotFound, Refusal
 from sampling.oplog import fingerprint
 from sampling.store.scripts import Scripts, source
 
@@ -70,14 +70,6 @@ def _t(raw: bytes | None) -> float | None:
 
 def _refs(rec: TubeRecord | None) -> list[str]:
     return [] if rec is None else [h.hex()[:8] for h, _ in rec.members]
-
-
-def _not_durable() -> Refusal:
-    return Refusal(
-        "not_durable",
-        "the server did not confirm the write to disk in time; retry with the same operation id",
-        503,
-    )
 
 
 class Boxer:
@@ -324,14 +316,12 @@ class Boxer:
     async def _eval(self, ks: list[str], argv: list[str | int | bytes]) -> list[Any]:
         if self._lane is not None:
             # Box adds and intake scans come a tube at a time, as scans do: the same
-            # multiplexed connection (WAITAOF after the script covers its write).
-            after = [("WAITAOF", 1, 0, 1000)] if self._waitaof else []
-            replies = await self._lane.evalsha(
-                source("sampling.boxing", "custody.lua"), ks, argv, *after
+            # multiplexed connection.
+            return list(
+                await self._lane.script(
+                    source("sampling.boxing", "custody.lua"), ks, argv, waitaof=self._waitaof
+                )
             )
-            if self._waitaof and int(replies[1][0]) < 1:
-                raise _not_durable()
-            return list(replies[0])
         script = self._scripts["custody"]
         if not self._waitaof:
             reply: list[Any] = await script(keys=ks, args=argv)
@@ -342,7 +332,7 @@ class Boxer:
         pipe.execute_command("WAITAOF", 1, 0, 1000)
         reply, (local, _) = await pipe.execute()
         if int(local) < 1:
-            raise _not_durable()
+            raise NotDurable
         return list(reply)
 
     async def _explain(

@@ -29,6 +29,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from sampling.errors import NotDurable
+
 
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
@@ -162,6 +164,21 @@ class Lane:
         except NoScriptError:
             await self.execute(("SCRIPT", "LOAD", script))
             return await self.execute(command, *after)
+
+    async def script(
+        self, script: str, keys: list[Any], args: list[Any], *, waitaof: bool = False
+    ) -> Any:
+        """The script's reply; with ``waitaof``, only once its write is fsynced locally.
+
+        WAITAOF right after the script on the same connection covers that write;
+        numlocal=1: the local AOF fsync is what the service promises.
+        """
+        if not waitaof:
+            return (await self.evalsha(script, keys, args))[0]
+        reply, (local, _) = await self.evalsha(script, keys, args, ("WAITAOF", 1, 0, 1000))
+        if int(local) < 1:
+            raise NotDurable
+        return reply
 
     def close(self) -> None:
         if self._proto is not None and self._proto.transport is not None:
