@@ -35,8 +35,10 @@ def write(run_dir: Path, out: Path | None = None, title: str | None = None) -> P
     history = run_dir / "locust_stats_history.csv"
     if not history.exists():
         return None
-    rows = [r for r in csv.DictReader(history.open()) if r["Name"] == "Aggregated"]
-    scans = [r for r in csv.DictReader(history.open()) if r["Name"] == "scan"]
+    with history.open() as f:
+        every = list(csv.DictReader(f))
+    rows = [r for r in every if r["Name"] == "Aggregated"]
+    scans = [r for r in every if r["Name"] == "scan"]
     if len(rows) < 2:
         return None
     t0 = int(rows[0]["Timestamp"])

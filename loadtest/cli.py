@@ -71,38 +71,27 @@ def _setup(host: str, admin: str, plan: planning.Plan) -> dict[str, Any]:
     }
 
 
+#: Locust's row name -> (count key, infix of the percentile keys). The latency target
+#: is for a single scan, the sampler's wait; the aggregate also holds offline
+#: batches and results uploads.
+_ROWS = {"Aggregated": ("requests", ""), "scan": ("scans", "_scan")}
+
+
 def _aggregate(run_dir: Path) -> dict[str, Any]:
     stats = run_dir / "locust_stats.csv"
-    out: dict[str, Any] = {
-        "requests": 0,
-        "p50_ms": None,
-        "p95_ms": None,
-        "p99_ms": None,
-        "scans": 0,
-        "p50_scan_ms": None,
-        "p95_scan_ms": None,
-        "p99_scan_ms": None,
-        "failures": 0,
-    }
+    out: dict[str, Any] = {"failures": 0}
+    for count, infix in _ROWS.values():
+        out.update({count: 0, **{f"p{q}{infix}_ms": None for q in (50, 95, 99)}})
     if stats.exists():
-        for row in csv.DictReader(stats.open()):
-            if row["Name"] == "Aggregated":
-                out.update(
-                    requests=int(row["Request Count"]),
-                    failures=int(row["Failure Count"]),
-                    p50_ms=float(row["50%"]),
-                    p95_ms=float(row["95%"]),
-                    p99_ms=float(row["99%"]),
-                )
-            elif row["Name"] == "scan":
-                # The latency target is for a single scan, the sampler's wait; the
-                # aggregate also holds offline batches and results uploads.
-                out.update(
-                    scans=int(row["Request Count"]),
-                    p50_scan_ms=float(row["50%"]),
-                    p95_scan_ms=float(row["95%"]),
-                    p99_scan_ms=float(row["99%"]),
-                )
+        with stats.open() as f:
+            for row in csv.DictReader(f):
+                if row["Name"] not in _ROWS:
+                    continue
+                count, infix = _ROWS[row["Name"]]
+                out[count] = int(row["Request Count"])
+                out.update({f"p{q}{infix}_ms": float(row[f"{q}%"]) for q in (50, 95, 99)})
+                if row["Name"] == "Aggregated":
+                    out["failures"] = int(row["Failure Count"])
     shed = errors = 0
     failures = run_dir / "locust_failures.csv"
     if failures.exists():
