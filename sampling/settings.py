@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from sampling.localtime import zone
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -54,6 +56,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Requests one API worker may have in flight; past it, an immediate 503
     #: ``overloaded`` with Retry-After instead of a queue that times out.
     max_inflight: int = 256
+    #: The district's time zone (IANA name): every time shown to a person, in
+    #: pages, CLI output and files, is in this zone (``sampling.localtime``).
+    tz: str = "Asia/Shanghai"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +94,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                     raise ValueError
             except ValueError:
                 raise SettingsError("SAMPLING_SECRET must be at least 32 hex digits") from None
+        tz = get("TZ", "Asia/Shanghai")
+        try:
+            zone(tz)
+        except ValueError as exc:
+            raise SettingsError(f"SAMPLING_TZ: {exc}") from None
         return cls(
             redis_url=url,
             redis_cluster=get("REDIS_CLUSTER", "0").lower() in ("1", "true", "yes"),
@@ -103,6 +113,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             redis_timeout=float(number("REDIS_TIMEOUT", 2.0, float)),
             max_body=int(number("MAX_BODY", 2_000_000, int)),
             max_inflight=int(number("MAX_INFLIGHT", 256, int)),
+            tz=tz,
         )
 
     def secret(self) -> bytes:
