@@ -15,6 +15,12 @@ Damm rather than ISO 7064 MOD 11,10 for the digit codes: the hybrid system
 misses some neighbour swaps (``...78...`` against ``...87...``), Damm misses
 none and needs no eleventh symbol.
 
+Codes are ASCII: only ``0-9``, ``A-Z`` and the check symbols above form one.
+Python's ``str.isdigit()`` and ``int()`` also take full-width, Arabic-Indic and
+superscript digits (``１２３``, ``١٢٣``, ``²``), so this module never uses them on
+a code: a look-alike would hash differently from the printed code and bind the
+same resident twice.
+
 Every scheme here detects every single wrong character and every swap of two
 neighbours, which is what :func:`typo_candidates` relies on to offer the
 sampler the codes they probably meant.
@@ -27,6 +33,7 @@ from enum import StrEnum
 from typing import Final
 
 _DIGITS: Final = string.digits
+_DIGIT_SET: Final = frozenset(_DIGITS)
 _ALNUM: Final = string.digits + string.ascii_uppercase
 _ID_WEIGHTS: Final = tuple(pow(2, 17 - i, 11) for i in range(17))
 _ID_CHECK: Final = "10X98765432"
@@ -79,16 +86,30 @@ def alnum_check(body: str) -> str:
     return _ALNUM37[(38 - p) % 37]
 
 
+#: Only ASCII letters are folded: ``str.upper()`` maps ``ı`` and ``ſ`` to ``I`` and ``S``
+#: and ``ß`` to ``SS``, turning a look-alike into a valid-looking code.
+_UPPER: Final = str.maketrans(string.ascii_lowercase, string.ascii_uppercase)
+_SPACE: Final = " \t\r\n\v\f"
+
+
 def normalize(text: str) -> str:
-    """The canonical form of a code as read or typed: trimmed, upper case."""
-    return text.strip().upper()
+    """The canonical form of a code as read or typed: ASCII blanks trimmed, ASCII upper case.
+
+    Any other character is kept as it is, so :func:`classify` refuses it.
+    """
+    return text.strip(_SPACE).translate(_UPPER)
+
+
+def _digits(text: str) -> bool:
+    """True when ``text`` is non-empty and only ASCII ``0-9`` (unlike ``str.isdigit``)."""
+    return bool(text) and all(c in _DIGIT_SET for c in text)
 
 
 def classify(text: str) -> CodeKind:
     """The kind a text has the *shape* of (length, prefix, alphabet), valid or not."""
     code = normalize(text)
     n = len(code)
-    if n == RESIDENT_LEN and code[:17].isdigit() and code[17] in _ID_CHECK:
+    if n == RESIDENT_LEN and _digits(code[:17]) and code[17] in _ID_CHECK:
         return CodeKind.RESIDENT
     if (
         n == RESIDENT_LEN
@@ -97,9 +118,9 @@ def classify(text: str) -> CodeKind:
         and code[17] in _ALNUM37
     ):
         return CodeKind.RESIDENT
-    if n == TUBE_LEN and code[0] == "T" and code[1:].isdigit():
+    if n == TUBE_LEN and code[0] == "T" and _digits(code[1:]):
         return CodeKind.TUBE
-    if n == BOX_LEN and code[0] == "B" and code[1:].isdigit():
+    if n == BOX_LEN and code[0] == "B" and _digits(code[1:]):
         return CodeKind.BOX
     return CodeKind.UNKNOWN
 
@@ -145,7 +166,7 @@ def _alphabet(code: str, position: int) -> str:
         return _ALNUM37 if position == RESIDENT_LEN - 1 else _ALNUM
     if position == RESIDENT_LEN - 1 and len(code) == RESIDENT_LEN and code[0] != "R":
         return _DIGITS + "X"
-    if position == 0 and code[0] in "TBR" and not code[0].isdigit():
+    if position == 0 and code[0] in "TBR":
         return code[0]
     return _DIGITS
 

@@ -95,7 +95,7 @@ def parse_time(text: str) -> int:
     raw = text.strip()
     if not raw:
         raise _RowError("the test time is missing")
-    if raw.isdigit():
+    if raw.isascii() and raw.isdigit():
         if len(raw) == 13:
             return int(raw)
         if len(raw) == 10:

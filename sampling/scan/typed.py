@@ -15,7 +15,9 @@ from sampling import codes
 from sampling.scan.models import TypedCheck
 
 # People group long codes when they type them: spaces and hyphens carry nothing.
-_SEPARATORS: Final = re.compile(r"[\s\-]+")
+_SEPARATORS: Final = re.compile(r"[\s\-]+", re.ASCII)
+# ASCII only: str.isdigit() would also take full-width and superscript digits.
+_DIGITS: Final = frozenset("0123456789")
 _ALLOWED: Final = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ*")
 _LENGTHS: Final = {
     "T": (codes.TUBE_LEN, codes.CodeKind.TUBE),
@@ -33,7 +35,7 @@ def _intended_kind(code: str) -> codes.CodeKind:
     """The kind the typist most likely meant, from the first character."""
     if code[:1] in _LENGTHS:
         return _LENGTHS[code[0]][1]
-    if code[:1].isdigit():
+    if code[:1] in _DIGITS:
         return codes.CodeKind.RESIDENT
     return codes.CodeKind.UNKNOWN
 
@@ -45,9 +47,9 @@ def _refusal(code: str) -> str:
     if any(c not in _ALLOWED for c in code):
         return "bad_characters"
     first = code[0]
-    if first.isdigit():
+    if first in _DIGITS:
         # A citizen ID: digits, with X allowed only as the check character.
-        if not code[:-1].isdigit() or code[-1] not in "0123456789X":
+        if any(c not in _DIGITS for c in code[:-1]) or code[-1] not in "0123456789X":
             return "bad_characters"
         expected = codes.RESIDENT_LEN
     elif first in _LENGTHS:
