@@ -17,14 +17,17 @@ a cluster's masters.
 
 The one cross-round rule, "a tube barcode is opened once, ever", uses a claim
 hash outside the round's slot (``tube_claim``), written before the round's
-open step; a claim names its round, so a retried open in the same round passes.
+open step only for an open that step will accept, and released after it when the
+step refused the open after all (``settle.lua``; docs/binding.md says how); a
+claim names its round, so a retried open in the same round passes.
 
 Keys (``R`` = round id, ``hhhh`` = 4 hex digits of the resident's keyed hash):
 
 =============================  ======  =============================================
 ``sampling:rounds``            HASH    round id -> msgpack ``Round`` (the registry)
 ``sampling:sites``             HASH    site id -> msgpack ``Site``
-``sampling:tubes:<nnn>``       HASH    tube code -> round id (ever-opened claims)
+``sampling:tubes:<nnn>``       HASH    tube code -> round id (ever-opened claims);
+                                       ``p:<tube>`` -> nonce while a claim is pending
 ``{rd:R}:meta``                HASH    ``state`` (open/closed), ``pool``
 ``{rd:R}:count``               HASH    counters: bound, tubes_opened, refused:<code>
 ``{rd:R}:res:<hhhh>``          HASH    6-byte hash tail -> tube serial (int); the

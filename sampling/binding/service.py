@@ -2,13 +2,17 @@
 
 Every operation, online or offline, goes through one path: codes are checked in
 Python (a garbled read never reaches Redis), residents are keyed-hashed, the
-tube's ever-opened claim is taken for opens, and then ``apply.lua`` checks every
-rule, writes the state and appends the journal entry in one atomic step.
+tube's ever-opened claim is taken for opens the round will accept, and then
+``apply.lua`` checks every rule, writes the state and appends the journal entry in
+one atomic step; a claim this request took for an open the step refused after all
+is released (``settle.lua``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -59,6 +63,9 @@ if TYPE_CHECKING:
 SEQ_AHEAD = 10_000
 SEQ_MAX = 1_000_000
 _CLAIM_LUA = "claim"
+_SETTLE_LUA = "settle"
+#: claim.lua's answer when this request took the claim (it is pending until settled).
+_TAKEN = 2
 _PKG = "sampling.binding"
 
 
@@ -126,7 +133,7 @@ class Binder:
         self._hasher = hasher
         self._rounds = rounds
         self._sites = sites
-        self._scripts = Scripts(redis, _PKG, ("apply", _CLAIM_LUA))
+        self._scripts = Scripts(redis, _PKG, ("apply", _CLAIM_LUA, _SETTLE_LUA))
         self._max_batch = max_batch
         self._waitaof = waitaof
         self._lane = lane
@@ -284,44 +291,92 @@ class Binder:
         last = members[-1][0] if members else b"\0" * 8
         return _Op(seq=item.seq, op=item.op, kind=item.kind, tube=item.tube, rhash=last, named=b"")
 
-    async def _claims(self, device: Device, round_id: str, items: list[_Op]) -> dict[str, bool]:
-        """Take the ever-opened claim of each tube the batch opens.
+    async def _read(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Replies to read commands on the round's slot, in one round trip."""
+        if self._lane is not None:
+            return await self._lane.execute(*commands)
+        pipe = self._redis.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute())
 
-        A claim is its own step (another slot), so it is taken only for opens
-        whose sequence number has no op record yet: a retry, a reused op id or
-        a sequence conflict never claims a tube (the script answers those from
-        the record without looking at the claim).
+    async def _claims(
+        self, device: Device, round_id: str, items: list[_Op], nonce: str
+    ) -> dict[str, int]:
+        """Take the ever-opened claim of each tube the round's step will let this request open.
+
+        A claim is its own step (another slot), so it is taken only for an open
+        the round's step is expected to accept: the round open, the device not
+        revoked, the sequence number in range with no op record yet (a retry, a
+        reused op id or a sequence conflict never claims a tube), the tube not
+        opened in the round already. These are read from the round's slot just
+        before; what changes in between (the round closed, the device revoked,
+        milliseconds) is undone by :meth:`_settle`. Returns claim.lua's answer per
+        tube: 2 taken now by this request, 1 the round's already, 0 another round's.
         """
         opens = [i for i in items if i.kind == "open"]
         if not opens:
             return {}
         log = keys.oplog(round_id, device.id)
-        reads = [("GETRANGE", log, (i.seq - 1) * 8, i.seq * 8 - 1) for i in opens]
-        if self._lane is not None:
-            records = await self._lane.execute(*reads)
-        else:
-            pipe = self._redis.pipeline(transaction=False)
-            for _, key, start, end in reads:
-                pipe.getrange(key, start, end)
-            records = await pipe.execute()
-        held: dict[str, bool] = {}
-        for i, record in zip(opens, records, strict=True):
-            if i.tube in held or record.strip(b"\0"):
+        reads: list[tuple[Any, ...]] = [
+            ("HGET", keys.meta(round_id), "state"),
+            ("SISMEMBER", keys.revoked(round_id), device.id),
+            ("STRLEN", log),
+        ]
+        for i in opens:
+            reads.append(("GETRANGE", log, (i.seq - 1) * 8, i.seq * 8 - 1))
+            reads.append(("EXISTS", keys.tube(round_id, i.tube)))
+        replies = await self._read(reads)
+        state, revoked, size = replies[:3]
+        if as_bytes(state or b"") != b"open" or int(revoked):
+            return {}  # the round's step refuses every operation of this request
+        fresh = {
+            i.seq: not as_bytes(record).strip(b"\0") and not int(exists)
+            for i, record, exists in zip(opens, replies[3::2], replies[4::2], strict=True)
+        }
+        highest = int(size) // 8
+        held: dict[str, int] = {}
+        for i in items:
+            # The same range rule as apply.lua, which moves `highest` as it goes.
+            if i.seq < 1 or i.seq > SEQ_MAX or i.seq > highest + SEQ_AHEAD:
                 continue
-            claim = [keys.tube_claim(i.tube)], [i.tube, round_id]
+            highest = max(highest, i.seq)
+            if i.kind != "open" or i.tube in held or not fresh[i.seq]:
+                continue
+            claim = [keys.tube_claim(i.tube)], [i.tube, round_id, nonce]
             if self._lane is not None:
                 got = (await self._lane.evalsha(source(_PKG, "claim.lua"), *claim))[0]
             else:
                 got = await self._scripts.run(_CLAIM_LUA, *claim)
-            held[i.tube] = bool(got)
+            held[i.tube] = int(got)
         return held
+
+    async def _settle(
+        self, round_id: str, nonce: str, claims: dict[str, int], accepted: set[str]
+    ) -> None:
+        """Keep the claims this request took for opens the round accepted; release the rest.
+
+        Called only once the round's step has answered (a lost connection leaves
+        a claim with its round, as an accepted open would).
+        """
+        calls = [
+            ([keys.tube_claim(tube)], [tube, round_id, nonce, "1" if tube in accepted else "0"])
+            for tube, got in claims.items()
+            if got == _TAKEN
+        ]
+        if self._lane is not None:
+            lane, script = self._lane, source(_PKG, "settle.lua")
+            await asyncio.gather(*(lane.evalsha(script, *c) for c in calls))
+        else:
+            await asyncio.gather(*(self._scripts.run(_SETTLE_LUA, *c) for c in calls))
 
     async def _apply(self, device: Device, round_id: str, items: list[_Op]) -> list[OpResult]:
         if device.role not in ("scanner", "admin"):
             raise Forbidden(f"a {device.role} device cannot bind tubes")
         if round_id not in self._pools:
             await self._pool(round_id)  # NotFound for an unknown round, before any claim
-        claims = await self._claims(device, round_id, items)
+        nonce = secrets.token_hex(8)
+        claims = await self._claims(device, round_id, items, nonce)
         ks = [
             keys.meta(round_id),
             keys.count(round_id),
@@ -340,7 +395,7 @@ class Binder:
                 ]
             else:
                 ks += [tkey, tkey, tkey]
-            cap = f"{i.capacity}:{int(claims.get(i.tube, False))}" if i.kind == "open" else "0"
+            cap = f"{i.capacity}:{int(claims.get(i.tube, 0) > 0)}" if i.kind == "open" else "0"
             args += [
                 i.seq,
                 _fingerprint(i),
@@ -353,9 +408,20 @@ class Binder:
                 i.rhash,
             ]
         reply = await self._run_apply(ks, args)
-        if reply and reply[0] == b"revoked":
+        whole = reply[0] if reply and reply[0] in (b"revoked", b"round_not_found") else None
+        if claims:
+            # A refused open keeps no claim it took: the barcode stays usable elsewhere.
+            accepted: set[str] = set()
+            if whole is None:
+                accepted = {
+                    i.tube
+                    for n, i in enumerate(items)
+                    if i.kind == "open" and reply[4 * n] == b"ok"
+                }
+            await self._settle(round_id, nonce, claims, accepted)
+        if whole == b"revoked":
             raise Refusal("token_revoked", "this device's token was revoked", 401)
-        if reply and reply[0] == b"round_not_found":
+        if whole == b"round_not_found":
             raise RoundNotFound(f"no round {round_id}: check the round id", round=round_id)
         out: list[OpResult] = []
         for n, i in enumerate(items):

@@ -497,4 +497,90 @@ def test_reused_open_claims_no_tube(api: Api, tok: str, r: redis.Redis) -> None:
     before = snapshot(r)
     reused = api.post("/v1/rounds/r1/tubes", tok, {"op": "o1", "seq": 1, "tube": tube(2)})
     problem(reused, 422, "operation_reused")
+    conflict = api.post("/v1/rounds/r1/tubes", tok, {"op": "o2", "seq": 1, "tube": tube(2)})
+    problem(conflict, 409, "seq_conflict")
     assert snapshot(r) == before
+
+
+def claim_table(r: redis.Redis) -> dict[bytes, dict[bytes, bytes]]:
+    """Every ever-opened claim hash (``sampling:tubes:<nnn>``), whole."""
+    return {k: r.hgetall(k) for k in r.scan_iter(match=keys.tube_claim("T000000000000")[:-3] + "*")}
+
+
+def opens_elsewhere(api: Api, code: str) -> None:
+    """The barcode is not burnt: a scanner in another round can still open it."""
+    api.round("r2")
+    other = api.device(f"r2-{code}", site="S1")
+    resp = api.post("/v1/rounds/r2/tubes", other, {"op": "again", "seq": 1, "tube": code})
+    assert resp.status_code == 201, resp.text
+
+
+def test_open_in_a_closed_round_burns_no_barcode(api: Api, tok: str, r: redis.Redis) -> None:
+    """A handheld left on yesterday's closed round: its opens are refused and claim nothing."""
+    assert api.post("/v1/rounds/r1/close", api.admin, {}).status_code == 200
+    claims = claim_table(r)
+    problem(api.open(tok, tube(1)), 409, "round_closed")
+    body = batch(api, tok, [op(5, "open", tube(2)), op(6, "open", tube(3))]).json()
+    assert [x["status"] for x in body["results"]] == ["round_closed", "round_closed"]
+    assert claim_table(r) == claims
+    assert not r.exists(keys.tube("r1", tube(1)))
+    opens_elsewhere(api, tube(1))
+
+
+def test_open_out_of_sequence_range_burns_no_barcode(api: Api, tok: str, r: redis.Redis) -> None:
+    before = snapshot(r)
+    far = api.post("/v1/rounds/r1/tubes", tok, {"op": "o1", "seq": 900_000, "tube": tube(1)})
+    problem(far, 400, "seq_out_of_range")
+    assert snapshot(r) == before
+    # In a batch the range moves with the ops before it: seq 3 is in range, 20,004 is not.
+    claims = claim_table(r)
+    body = batch(api, tok, [op(3, "open", tube(2)), op(20_004, "open", tube(3))]).json()
+    assert [x["status"] for x in body["results"]] == ["ok", "seq_out_of_range"]
+    added = {f: v for h in claim_table(r).values() for f, v in h.items()}
+    assert added == {
+        **{f: v for h in claims.values() for f, v in h.items()},
+        tube(2).encode(): b"r1",
+    }
+    opens_elsewhere(api, tube(3))
+
+
+def test_revoked_token_cached_in_another_worker_burns_no_barcode(
+    api: Api, tok: str, r: redis.Redis, settings: Settings
+) -> None:
+    from litestar.testing import TestClient
+
+    from sampling.api.app import create_app
+
+    with TestClient(app=create_app(settings)) as worker2:
+        hdr = api.h(tok)
+        # Worker 2 has the scanner's token in its cache ...
+        assert worker2.get(f"/v1/rounds/r1/tubes/{tube(9)}", headers=hdr).status_code == 404
+        resp = worker2.post(
+            "/v1/rounds/r1/tubes", headers=hdr, json={"op": "o1", "seq": 1, "tube": tube(8)}
+        )
+        assert resp.status_code == 201, resp.text
+        # ... when worker 1 revokes it.
+        assert api.post("/v1/devices/d1/revoke", api.admin, {}).status_code == 200
+        before = snapshot(r)
+        resp = worker2.post(
+            "/v1/rounds/r1/tubes", headers=hdr, json={"op": "o2", "seq": 2, "tube": tube(1)}
+        )
+        problem(resp, 401, "token_revoked")
+        assert snapshot(r) == before
+    opens_elsewhere(api, tube(1))
+
+
+def test_open_of_a_tube_claimed_elsewhere_changes_no_claim(
+    api: Api, tok: str, r: redis.Redis
+) -> None:
+    api.round("r2")
+    other = api.device("d-r2", site="S1")
+    assert (
+        api.post("/v1/rounds/r2/tubes", other, {"op": "a", "seq": 1, "tube": tube(1)}).status_code
+        == 201
+    )
+    assert api.open(tok, tube(2)).status_code == 201
+    claims = claim_table(r)
+    problem(api.open(tok, tube(1)), 409, "tube_used")  # another round's barcode
+    problem(api.open(tok, tube(2)), 409, "tube_used")  # opened here already
+    assert claim_table(r) == claims

@@ -1,4 +1,4 @@
-"""apply.lua and claim.lua called directly on the real server, every branch.
+"""apply.lua, claim.lua and settle.lua called directly on the real server, every branch.
 
 KEYS and ARGV are built exactly as ``Binder._apply`` builds them; resident
 hashes are arbitrary 8-byte strings (the script never sees a resident code).
@@ -86,6 +86,7 @@ class Apply:
         self.r = r
         self.script = r.register_script(source("sampling.binding", "apply.lua"))
         self.claim = r.register_script(source("sampling.binding", "claim.lua"))
+        self.settle = r.register_script(source("sampling.binding", "settle.lua"))
 
     def raw(
         self,
@@ -728,13 +729,71 @@ def test_tube_record_layout(ap: Apply, r: redis.Redis) -> None:
 
 def test_claim(ap: Apply, r: redis.Redis) -> None:
     key = keys.tube_claim(tc(1))
-    assert ap.claim(keys=[key], args=[tc(1), "r1"]) == 1
+    assert ap.claim(keys=[key], args=[tc(1), "r1", "n1"]) == 2  # taken now: pending
+    assert r.hgetall(key) == {tc(1).encode(): b"r1", b"p:" + tc(1).encode(): b"n1"}
+    assert ap.claim(keys=[key], args=[tc(1), "r1", "n2"]) == 1  # its own round again: joined
     assert r.hgetall(key) == {tc(1).encode(): b"r1"}
-    assert ap.claim(keys=[key], args=[tc(1), "r1"]) == 1  # its own round again
     before = snapshot(r)
-    assert ap.claim(keys=[key], args=[tc(1), "r2"]) == 0
+    assert ap.claim(keys=[key], args=[tc(1), "r2", "n3"]) == 0
     assert snapshot(r) == before
     # a neighbour tube in the same claim hash is independent
     assert keys.tube_claim(tc(1001)) == key
-    assert ap.claim(keys=[key], args=[tc(1001), "r2"]) == 1
-    assert r.hgetall(key) == {tc(1).encode(): b"r1", tc(1001).encode(): b"r2"}
+    assert ap.claim(keys=[key], args=[tc(1001), "r2", "n4"]) == 2
+    assert r.hget(key, tc(1001)) == b"r2"
+    assert r.hget(key, tc(1)) == b"r1"
+
+
+def test_settle_keeps_an_accepted_claim(ap: Apply, r: redis.Redis) -> None:
+    key = keys.tube_claim(tc(1))
+    assert ap.claim(keys=[key], args=[tc(1), "r1", "n1"]) == 2
+    assert ap.settle(keys=[key], args=[tc(1), "r1", "n1", "1"]) == 0
+    assert r.hgetall(key) == {tc(1).encode(): b"r1"}  # the pending mark is gone
+    # Nobody can release it any more, not even with the nonce that took it.
+    assert ap.settle(keys=[key], args=[tc(1), "r1", "n1", "0"]) == 0
+    assert r.hgetall(key) == {tc(1).encode(): b"r1"}
+
+
+def test_settle_releases_a_refused_claim_of_this_request_only(ap: Apply, r: redis.Redis) -> None:
+    key = keys.tube_claim(tc(1))
+    r.hset(key, tc(1001), "r0")  # a neighbour's claim in the same hash stays
+    before = snapshot(r)
+    assert ap.claim(keys=[key], args=[tc(1), "r1", "n1"]) == 2
+    # another request's nonce, or another round, releases nothing
+    assert ap.settle(keys=[key], args=[tc(1), "r1", "n9", "0"]) == 0
+    assert ap.settle(keys=[key], args=[tc(1), "r2", "n1", "0"]) == 0
+    assert r.hget(key, tc(1)) == b"r1"
+    assert ap.settle(keys=[key], args=[tc(1), "r1", "n1", "0"]) == 1
+    assert snapshot(r) == before
+    assert ap.claim(keys=[key], args=[tc(1), "r2", "n2"]) == 2  # free for another round
+
+
+def test_settle_never_drops_a_claim_another_open_joined(ap: Apply, r: redis.Redis) -> None:
+    """A takes the claim, B (same round) joins and is accepted, A is refused: the claim stays."""
+    key = keys.tube_claim(tc(1))
+    assert ap.claim(keys=[key], args=[tc(1), "r1", "A"]) == 2
+    assert ap.claim(keys=[key], args=[tc(1), "r1", "B"]) == 1
+    ok(ap.one(Op(1, "open", 1, cap=5), device="dB"))
+    assert ap.settle(keys=[key], args=[tc(1), "r1", "A", "0"]) == 0
+    assert r.hgetall(key) == {tc(1).encode(): b"r1"}
+    assert ap.claim(keys=[key], args=[tc(1), "r2", "C"]) == 0
+
+
+def test_claim_refused_by_the_round_then_settled_leaves_no_trace(ap: Apply, r: redis.Redis) -> None:
+    """The race the pre-check cannot see: the round closes between claim and open."""
+    key = keys.tube_claim(tc(1))
+    claims_before = r.hgetall(key)
+    assert ap.claim(keys=[key], args=[tc(1), "r1", "n1"]) == 2
+    r.hset(keys.meta(R), "state", "closed")
+    refused(ap.one(Op(1, "open", 1, cap=5)), "round_closed")
+    assert ap.settle(keys=[key], args=[tc(1), "r1", "n1", "0"]) == 1
+    assert r.hgetall(key) == claims_before
+    assert not r.exists(keys.tube(R, tc(1)))
+
+
+def test_claim_without_a_nonce_is_final_at_once(ap: Apply, r: redis.Redis) -> None:
+    """Boxing's form: no pending mark, so nothing can settle it away."""
+    key = keys.tube_claim(tc(1))
+    assert ap.claim(keys=[key], args=[tc(1), "r1"]) == 2
+    assert r.hgetall(key) == {tc(1).encode(): b"r1"}
+    assert ap.settle(keys=[key], args=[tc(1), "r1", "", "0"]) == 0
+    assert r.hgetall(key) == {tc(1).encode(): b"r1"}

@@ -235,3 +235,83 @@ def test_rejected_requests_change_nothing(api: Api, world: dict[str, str], r: re
         assert resp.headers["content-type"].startswith("application/problem+json")
         assert resp.json()["code"]
     assert snapshot(r) == before
+
+
+def _claims(r: redis.Redis) -> dict[bytes, dict[bytes, bytes]]:
+    """The ever-opened claim table (``sampling:tubes:<nnn>``), outside every round's slot."""
+    return {k: r.hgetall(k) for k in r.scan_iter(match="sampling:tubes:*")}
+
+
+def test_refused_opens_leave_the_claim_table_alone(
+    api: Api, world: dict[str, str], r: redis.Redis, settings: Settings
+) -> None:
+    """Every way the round's step can refuse an open: none takes or keeps a claim.
+
+    (Refusals by the round's step keep their op record so a retry answers the
+    same; the claim table, which every other round reads, must not move.)
+    """
+    from litestar.testing import TestClient
+
+    from sampling.api.app import create_app
+
+    a, s = world["admin"], world["scanner"]
+    api.round("old")
+    old = api.device("d-old", site="S1")
+    assert api.post("/v1/rounds/old/close", a, {}).status_code == 200
+    api.round("r2")
+    r2 = api.device("d-r2", site="S1")
+    assert api.open(r2, tube(6), round_id="r2").status_code == 201
+    doomed = api.device("d-doomed", site="S1")
+    claims = _claims(r)
+    fresh = tube(5)
+
+    def post(token: str, path: str, body: dict[str, Any]) -> Any:
+        return api.post(path, token, body)
+
+    cases: list[tuple[str, str, str, dict[str, Any], int, str]] = [
+        (
+            "unknown round",
+            s,
+            "/v1/rounds/nope/tubes",
+            {"op": "u", "seq": 9},
+            404,
+            "round_not_found",
+        ),
+        ("closed round", old, "/v1/rounds/old/tubes", {"op": "c", "seq": 1}, 409, "round_closed"),
+        (
+            "seq too far",
+            s,
+            "/v1/rounds/r1/tubes",
+            {"op": "f", "seq": 50_000},
+            400,
+            "seq_out_of_range",
+        ),
+        ("op reused", s, "/v1/rounds/r1/tubes", {"op": "op-1", "seq": 1}, 422, "operation_reused"),
+        ("seq reused", s, "/v1/rounds/r1/tubes", {"op": "zz", "seq": 1}, 409, "seq_conflict"),
+    ]
+    for name, token, path, body, status, code in cases:
+        resp = post(token, path, {**body, "tube": fresh})
+        assert (resp.status_code, resp.json()["code"]) == (status, code), (name, resp.text)
+        assert _claims(r) == claims, name
+    # A batch of opens refused each for its own reason, and one accepted.
+    ops = [
+        {"op": "b1", "seq": 3, "kind": "open", "tube": tube(6)},  # another round's barcode
+        {"op": "b2", "seq": 4, "kind": "open", "tube": tube(1)},  # opened here already
+        {"op": "b3", "seq": 40_000, "kind": "open", "tube": fresh},  # out of range
+    ]
+    body = api.post("/v1/rounds/r1/batches", s, {"ops": ops}).json()
+    assert [x["status"] for x in body["results"]] == ["tube_used", "tube_used", "seq_out_of_range"]
+    assert _claims(r) == claims
+    # A revoked token still cached by another worker.
+    with TestClient(app=create_app(settings)) as worker2:
+        hdr = {"Authorization": f"Bearer {doomed}"}
+        assert worker2.get("/v1/whoami", headers=hdr).status_code == 200
+        assert api.post("/v1/devices/d-doomed/revoke", a, {}).status_code == 200
+        resp = worker2.post(
+            "/v1/rounds/r1/tubes", headers=hdr, json={"op": "v", "seq": 1, "tube": fresh}
+        )
+        # Refused by the round's step (the cache let it through), not by the cache.
+        assert (resp.status_code, resp.json()["code"]) == (401, "token_revoked"), resp.text
+    assert _claims(r) == claims
+    # The barcode is still whole: the first round that accepts it gets it.
+    assert api.open(r2, fresh, round_id="r2").status_code == 201
