@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sampling.boxing import keys as boxing_keys
 from sampling.errors import Forbidden, NotFound
 from sampling.lab import keys
 from sampling.lab.models import (
@@ -18,6 +19,7 @@ from sampling.lab.models import (
     LabResult,
     OrphanResult,
     RowOutcome,
+    RowProblem,
     RowStatus,
 )
 from sampling.store.scripts import Scripts
@@ -43,37 +45,68 @@ class LabResults:
         self._scripts = Scripts(redis, "sampling.lab", ("record",))
 
     async def ingest(
-        self, round_id: str, parsed: Parsed, *, device: str, dry_run: bool = False
+        self,
+        round_id: str,
+        parsed: Parsed,
+        *,
+        device: str,
+        holder: str | None = None,
+        dry_run: bool = False,
     ) -> IngestReport:
-        """Store the good rows of ``parsed``; report every row's fate."""
+        """Store the good rows of ``parsed``; report every row's fate.
+
+        ``holder`` is the lab a lab device reports for: a result for a bound tube
+        is then stored only when the tube is with that lab (in a box addressed to
+        it whose intake is open, or scanned in at its intake); other rows are
+        refused with the reason. None (an admin, the CLI): any lab's tubes.
+        """
         rows: list[RowOutcome] = [
             RowOutcome(row=p.row, tube=p.value, status="refused", reason=p.reason)
             for p in parsed.problems
             if p.row > 0
         ]
+        problems = list(parsed.problems)
         tally: dict[RowStatus, int] = {"stored": 0, "duplicate": 0, "held": 0, "orphan": 0}
         for start in range(0, len(parsed.good), CHUNK):
             chunk = parsed.good[start : start + CHUNK]
-            statuses = await self._record(round_id, [r for _, r in chunk], device, dry_run)
-            for (n, res), status in zip(chunk, statuses, strict=True):
-                tally[status] += 1
-                rows.append(RowOutcome(row=n, tube=res.tube, status=status))
+            results = [r for _, r in chunk]
+            statuses = await self._record(round_id, results, device, holder, dry_run)
+            for (n, res), (status, why) in zip(chunk, statuses, strict=True):
+                if status == "refused":
+                    problems.append(RowProblem(row=n, reason=why, value=res.tube))
+                else:
+                    tally[status] += 1
+                rows.append(RowOutcome(row=n, tube=res.tube, status=status, reason=why))
         rows.sort(key=lambda o: o.row)
+        problems.sort(key=lambda p: p.row)
         accepted = sum(tally.values())
         return IngestReport(
             round=round_id,
             dry_run=dry_run,
             rows_in=parsed.rows_in,
             accepted=accepted,
-            refused=parsed.refused,
-            problems=parsed.problems,
+            refused=parsed.refused + len(problems) - len(parsed.problems),
+            problems=problems,
             rows=rows,
             **tally,
         )
 
+    async def _boxes(self, round_id: str, results: list[LabResult]) -> list[str]:
+        """The box each tube is in now ('' none), read from the round's slot."""
+        pipe = self._redis.pipeline(transaction=False)
+        for res in results:
+            pipe.hget(boxing_keys.tube_box(round_id, res.tube), res.tube)
+        return [_text(b) if b else "" for b in await pipe.execute()]
+
     async def _record(
-        self, round_id: str, results: list[LabResult], device: str, dry_run: bool
-    ) -> list[RowStatus]:
+        self,
+        round_id: str,
+        results: list[LabResult],
+        device: str,
+        holder: str | None,
+        dry_run: bool,
+    ) -> list[tuple[RowStatus, str]]:
+        boxes = await self._boxes(round_id, results) if holder is not None else []
         ks = [
             keys.meta(round_id),
             keys.result(round_id),
@@ -82,9 +115,19 @@ class LabResults:
             keys.journal(round_id),
             keys.count(round_id),
         ]
-        args: list[str | int] = [device, "1" if dry_run else "0"]
-        for res in results:
-            ks.append(keys.tube(round_id, res.tube))
+        args: list[str | int] = [device, "1" if dry_run else "0", holder or ""]
+        if holder == "":
+            # A lab device without a lab holds no tube; "" would mean "any lab" to the script.
+            args[2] = "\0"
+        for n, res in enumerate(results):
+            box = boxes[n] if boxes else ""
+            tkey = keys.tube(round_id, res.tube)
+            ks.append(tkey)
+            ks.append(boxing_keys.tube_box(round_id, res.tube))
+            if box:
+                ks += [boxing_keys.box(round_id, box), boxing_keys.intake(round_id, box)]
+            else:
+                ks += [tkey, tkey]
             args += [
                 res.tube,
                 res.packed(),
@@ -93,12 +136,21 @@ class LabResults:
                 "" if res.ct_n is None else f"{res.ct_n:g}",
                 res.lab,
                 res.tested_at,
+                box,
             ]
         reply = await self._scripts.run("record", ks, args)
         words = [_text(w) for w in reply]
         if words == ["round_not_found"]:
             raise NotFound(f"no round {round_id}", round=round_id)
-        return words  # type: ignore[return-value]
+        out: list[tuple[RowStatus, str]] = []
+        for n, word in enumerate(words):
+            status, _, why = word.partition(":")
+            if status == "refused":
+                box = boxes[n] if boxes else ""
+                out.append(("refused", _why(why, results[n].tube, box, holder or "")))
+            else:
+                out.append((status, ""))  # type: ignore[arg-type]
+        return out
 
     # -- reads --------------------------------------------------------------------------
 
@@ -106,29 +158,59 @@ class LabResults:
         raw = await self._redis.hget(keys.result(round_id), tube)
         return None if raw is None else LabResult.unpack(tube, _text(raw))
 
-    async def held(self, round_id: str) -> list[HeldResult]:
+    async def held(self, round_id: str, lab: str | None = None) -> list[HeldResult]:
+        """Results held for review; with ``lab``, only the ones that lab sent."""
         raw = await self._redis.hgetall(keys.review(round_id))
         out: list[HeldResult] = []
         for field, at in sorted(raw.items()):
             tube, _, packed = _text(field).partition("|")
+            held = LabResult.unpack(tube, packed)
+            if lab is not None and held.lab != lab:
+                continue
             out.append(
                 HeldResult(
                     tube=tube,
                     stored=await self.result(round_id, tube),
-                    held=LabResult.unpack(tube, packed),
+                    held=held,
                     received_at=int(at),
                 )
             )
         return out
 
-    async def orphans(self, round_id: str) -> list[OrphanResult]:
+    async def orphans(self, round_id: str, lab: str | None = None) -> list[OrphanResult]:
+        """Results for tubes no one bound; with ``lab``, only the ones that lab sent."""
         raw = await self._redis.hgetall(keys.orphans(round_id))
-        items = sorted(raw.items())
-        return [OrphanResult(result=LabResult.unpack(_text(t), _text(p))) for t, p in items]
+        found = [LabResult.unpack(_text(t), _text(p)) for t, p in sorted(raw.items())]
+        return [OrphanResult(result=r) for r in found if lab is None or r.lab == lab]
 
     async def counters(self, round_id: str) -> dict[str, int]:
         raw = await self._redis.hgetall(keys.count(round_id))
         return {_text(k): int(v) for k, v in raw.items()}
+
+
+def _why(word: str, tube: str, box: str, lab: str) -> str:
+    """The reason a lab reads for a result refused because the tube is not with it."""
+    lab = lab.strip("\0") or "(none)"
+    match word:
+        case "other_lab":
+            return (
+                f"tube {tube} went to another lab (box {box}), not {lab}: only the lab "
+                "that holds a tube reports its result"
+            )
+        case "not_boxed":
+            return f"tube {tube} was never boxed for lab {lab}: it is not at this lab"
+        case "not_received":
+            return (
+                f"tube {tube} was not scanned in at lab {lab}'s intake of box {box}, "
+                "which is closed: it did not arrive here"
+            )
+        case _:
+            return f"tube {tube} moved to another box just now: send the row again"
+
+
+def holder(device: Device) -> str | None:
+    """The lab whose tubes a device may report (None: any lab's, for an admin)."""
+    return device.lab if device.role == "lab" else None
 
 
 def check_lab_device(device: Device, parsed: Parsed) -> None:

@@ -24,7 +24,7 @@ from sampling.errors import BadInput, BatchTooLarge, Forbidden, NotFound
 from sampling.lab import doors, report
 from sampling.lab.models import HeldResult, IngestReport, OrphanResult, ResultBatch
 from sampling.lab.parse import read_file, read_json
-from sampling.lab.results import LabResults, check_lab_device
+from sampling.lab.results import LabResults, check_lab_device, holder
 
 #: Largest JSON batch or file of results, in rows.
 MAX_RESULTS = 20_000
@@ -110,7 +110,9 @@ class LabController(Controller):
             raise BatchTooLarge(f"{len(data.results)} results; the limit is {MAX_RESULTS}")
         parsed = read_json(data.results, lab=device.lab)
         check_lab_device(device, parsed)
-        return await lab.ingest(round_id, parsed, device=device.id, dry_run=data.dry_run)
+        return await lab.ingest(
+            round_id, parsed, device=device.id, holder=holder(device), dry_run=data.dry_run
+        )
 
     @post("/results/file", operation_id="uploadResultsFile", opt=_LAB, status_code=200)
     async def upload_file(
@@ -129,23 +131,25 @@ class LabController(Controller):
         if parsed.rows_in > MAX_RESULTS:
             raise BatchTooLarge(f"{parsed.rows_in} results; the limit is {MAX_RESULTS}")
         check_lab_device(device, parsed)
-        return await lab.ingest(round_id, parsed, device=device.id, dry_run=dry_run)
+        return await lab.ingest(
+            round_id, parsed, device=device.id, holder=holder(device), dry_run=dry_run
+        )
 
     @get("/results/held", operation_id="heldResults", opt=_READ)
     async def held(
         self, round_id: FromPath[str], device: NamedDependency[Device],
         lab: NamedDependency[LabResults],
     ) -> list[HeldResult]:  # fmt: skip
-        """Second results that disagree with the stored one, held for review."""
-        return await lab.held(round_id)
+        """Second results that disagree with the stored one, held for review (a lab: its own)."""
+        return await lab.held(round_id, holder(device))
 
     @get("/results/orphans", operation_id="orphanResults", opt=_READ)
     async def orphans(
         self, round_id: FromPath[str], device: NamedDependency[Device],
         lab: NamedDependency[LabResults],
     ) -> list[OrphanResult]:  # fmt: skip
-        """Results for tubes no one bound in this round."""
-        return await lab.orphans(round_id)
+        """Results for tubes no one bound in this round (a lab: its own)."""
+        return await lab.orphans(round_id, holder(device))
 
     @get("/reconciliation", operation_id="reconciliation", opt=_REPORT)
     async def reconciliation(
