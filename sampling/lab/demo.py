@@ -57,23 +57,38 @@ async def run(ctx: Any) -> dict[str, Any]:
         f"register: {rep.rows_read} rows read = {rep.rows_stored} stored + "
         f"{rep.rows_refused} refused"
     )
-    made = await _post(ctx, "/v1/devices", ctx.admin, {"id": "lab-demo", "role": "lab", "lab": LAB})
-    lab = made["token"]
     # What intake found missing or broken never reaches a lab's machine.
     await ctx.archive()
     lost = await anyio.to_thread.run_sync(lambda: _lost_tubes(settings.data_dir, ctx.round_id))
     tubes = sorted({t for ts in ctx.closed_tubes.values() for t in ts} - lost)
     rows = _results(tubes, rng)
+    # Each lab reports the tubes it holds, from its own device (a tube in no box:
+    # the district admin's import).
+    held_by = await anyio.to_thread.run_sync(lambda: _labs_of(settings.data_dir, ctx.round_id))
+    tokens: dict[str, str] = {}
+    for name in sorted(set(held_by.values())) or [LAB]:
+        spec = {"id": f"lab-demo-{name}"[:40], "role": "lab", "lab": name}
+        tokens[name] = (await _post(ctx, "/v1/devices", ctx.admin, spec))["token"]
+    by_lab: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_lab.setdefault(tokens.get(held_by.get(row["tube"], ""), ctx.admin), []).append(row)
     path = f"/v1/rounds/{ctx.round_id}/results"
-    dry = await _post(ctx, path, lab, {"results": rows, "dry_run": True})
     stored = {"stored": 0, "duplicate": 0, "held": 0, "orphan": 0, "refused": 0, "rows_in": 0}
-    for start in range(0, len(rows), 500):
-        got = await _post(ctx, path, lab, {"results": rows[start : start + 500]})
-        for k in stored:
-            stored[k] += got[k]
+    dry = dict(stored)
+    for token, mine in by_lab.items():
+        got = await _post(ctx, path, token, {"results": mine, "dry_run": True})
+        for k in dry:
+            dry[k] += got[k]
+        for start in range(0, len(mine), 500):
+            got = await _post(ctx, path, token, {"results": mine[start : start + 500]})
+            for k in stored:
+                stored[k] += got[k]
+    lab = tokens.get(held_by.get(rows[0]["tube"], ""), ctx.admin) if rows else ctx.admin
     # The field's mistakes: a result sent twice, a second result that disagrees,
     # a result for a tube no one bound.
-    extra = [rows[0], {**rows[1], "outcome": "invalid"}, {**rows[0], "tube": "T999999999990"}]
+    same = [r for r in rows[1:] if held_by.get(r["tube"]) == held_by.get(rows[0]["tube"])]
+    second = same[0] if same else rows[0]
+    extra = [rows[0], {**second, "outcome": "invalid"}, {**rows[0], "tube": "T999999999990"}]
     extra[2]["tube"] = _unbound_tube(tubes)
     mistakes = await _post(ctx, path, lab, {"results": extra})
     ctx.log(
@@ -115,6 +130,13 @@ async def run(ctx: Any) -> dict[str, Any]:
 def _lost_tubes(data_dir: Any, round_id: str) -> set[str]:
     rnd = sources.scan_round(data_dir, round_id)
     return set(reconcile.lost_tubes(rnd.intake).collect()["tube"].to_list())
+
+
+def _labs_of(data_dir: Any, round_id: str) -> dict[str, str]:
+    """Tube -> the lab its box was addressed to."""
+    rnd = sources.scan_round(data_dir, round_id)
+    frame = rnd.box_tubes.join(rnd.boxes.select("box", "lab"), on="box").collect()
+    return dict(zip(frame["tube"].to_list(), frame["lab"].to_list(), strict=True))
 
 
 def _unbound_tube(tubes: list[str]) -> str:
