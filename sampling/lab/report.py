@@ -26,6 +26,8 @@ NAMES: Final = (
 )  # fmt: skip
 #: Frames that carry names and phones: only for roles that need them.
 PERSONAL: Final = frozenset({"resample_orders", "doors", "missed_in_a_row"})
+#: Roles that see personal frames: the district admin, and a grid team (its own grid only).
+PERSONAL_ROLES: Final = frozenset({"admin", "grid"})
 
 
 class ReportError(Exception):

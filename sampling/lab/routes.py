@@ -2,7 +2,10 @@
 
 Thin translations: the Polars work runs in a worker thread (it is CPU-bound and
 must not stall the event loop); reports come as JSON, CSV or Parquet, door lists
-also as XLSX or PDF. A grid team's token sees only its own grid's list.
+also as XLSX or PDF. A grid team's token sees only its own grid's list. Frames that
+name residents (``report.PERSONAL`` and door lists) go only to ``PERSONAL_ROLES``: a
+viewer of the whole district is refused them (``personal_data``) and reads the counts
+(``state_counts``, ``door_sizes``, the reconciliation summary) instead.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sampling.api.auth import current_device, services
 from sampling.auth.models import Device
 from sampling.errors import BadInput, BatchTooLarge, Forbidden, NotFound
 from sampling.lab import doors, report
+from sampling.lab.errors import PersonalData
 from sampling.lab.models import HeldResult, IngestReport, OrphanResult, ResultBatch
 from sampling.lab.parse import read_file, read_json
 from sampling.lab.results import LabResults, check_lab_device, holder
@@ -83,6 +87,16 @@ def _render(frame: pl.DataFrame, fmt: str, name: str, *, title: str = "") -> Res
         media_type=_MEDIA[fmt],
         headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
     )
+
+
+def _may_see_personal(device: Device, what: str) -> None:
+    if device.role not in report.PERSONAL_ROLES:
+        raise PersonalData(
+            f"the {what} names residents (names, phone numbers, addresses, Ct values): "
+            "only the district admin and a grid team, for its own grid, see it. For "
+            "counts, read the state_counts and door_sizes reports or the reconciliation.",
+            report=what,
+        )
 
 
 class LabController(Controller):
@@ -174,6 +188,8 @@ class LabController(Controller):
         """One report table (state_counts, resample_orders, coverage_grid, ...)."""
         if name not in report.NAMES or name == "states":
             raise NotFound(f"no report {name}", choose=[n for n in report.NAMES if n != "states"])
+        if name in report.PERSONAL:
+            _may_see_personal(device, f"{name} report")
         got = await _collect(_data_dir(request), round_id, (name,))
         return _render(got[name], format, f"{round_id}-{name}")
 
@@ -189,6 +205,7 @@ class LabController(Controller):
         """A grid's knock-on-door list; a grid team's token sees only its own grid."""
         if device.role == "grid" and device.grid != grid:
             raise Forbidden("a grid team sees only its own grid's list", grid=device.grid)
+        _may_see_personal(device, "knock-on-door list")
         got = await _collect(_data_dir(request), round_id, ("doors",))
         frame = got["doors"].filter(pl.col("grid") == grid)
         title = f"敲门清单 knock-on-door list: {grid}, round {round_id}"

@@ -288,3 +288,64 @@ def test_revoked_token_stops_at_once_in_every_worker(
         assert attempt.status_code == 401, attempt.text
         assert_refusal_leaks_nothing(attempt, [resident(1)])
     assert api.get(f"/v1/rounds/r1/tubes/{tube(1)}", api.admin).json()["count"] == 1
+
+
+# -- personal data: names, phones and Ct values only to the roles that need them ---------
+
+
+def test_personal_data_only_to_admin_and_the_grids_own_team(
+    api: Api, world: dict[str, str], settings: Settings
+) -> None:
+    """Found against main: a viewer got names, phone numbers and Ct values from
+    /reports/resample_orders, /reports/doors, /reports/missed_in_a_row and /doors/{grid}.
+
+    Every report and door route, every role: only the admin and a grid team (its own
+    grid) may see a register name or phone number; every other answer holds none.
+    """
+    from sampling.lab import report, synth
+
+    data = synth.generate(3000, seed=3)
+    synth.write(data, settings.data_dir, "r1")
+    sizes = api.get("/v1/rounds/r1/reports/door_sizes", api.admin).json()
+    g1, g2 = (s["grid"] for s in sorted(sizes, key=lambda s: -s["total"])[:2])
+    names = [n for n in data.register["name"].to_list() if n]
+    phones = [p for p in data.register["phone"].to_list() if p]
+    assert len(names) > 100 and len(phones) > 100
+    tokens = {**world, "grid": api.device("gridA", "grid", grid=g1)}
+    routes = [f"/v1/rounds/r1/reports/{n}" for n in report.NAMES if n != "states"]
+    routes += [f"/v1/rounds/r1/doors/{g1}", f"/v1/rounds/r1/doors/{g2}"]
+    routes += ["/v1/rounds/r1/reconciliation"]
+    seen_personal: set[tuple[str, str]] = set()
+    for who, token in tokens.items():
+        role = who.rstrip("2")
+        for route in routes:
+            for fmt in ("json", "csv"):
+                sep = "&" if "?" in route else "?"
+                url = route if route.endswith("reconciliation") else f"{route}{sep}format={fmt}"
+                resp = api.get(url, token)
+                assert resp.status_code < 500, (who, url, resp.text)
+                text = resp.text
+                leaked = [x for x in names + phones if x in text]
+                own_grid = who == "grid" and route.endswith(f"/doors/{g1}")
+                if role == "admin" or own_grid:
+                    if resp.status_code == 200 and leaked:
+                        seen_personal.add((who, route))
+                    continue
+                assert not leaked, (who, url, leaked[:3])
+                personal = "/doors/" in route or any(
+                    route.endswith(f"/reports/{n}") for n in report.PERSONAL
+                )
+                if personal and role == "viewer":
+                    assert resp.status_code == 403, (who, url, resp.text)
+                    assert resp.json()["code"] == "personal_data", (who, url, resp.text)
+    # The roles that need them still get them.
+    assert ("admin", f"/v1/rounds/r1/doors/{g1}") in seen_personal
+    assert ("admin", "/v1/rounds/r1/reports/resample_orders") in seen_personal
+    assert ("admin", "/v1/rounds/r1/reports/doors") in seen_personal
+    assert ("grid", f"/v1/rounds/r1/doors/{g1}") in seen_personal
+    # A district viewer still reads the counts.
+    viewer = world["viewer"]
+    for name in ("state_counts", "door_sizes", "coverage_grid"):
+        assert api.get(f"/v1/rounds/r1/reports/{name}", viewer).status_code == 200, name
+    summary = api.get("/v1/rounds/r1/reconciliation", viewer).json()
+    assert summary["resample_orders"] > 0 and summary["door_list_sizes"]

@@ -37,9 +37,9 @@ def test_report_formats(api: Api, settings: Settings) -> None:
     pq = api.get("/v1/rounds/r1/reports/coverage_grid?format=parquet", viewer)
     frame = pl.read_parquet(io.BytesIO(pq.content))
     assert frame.height == 336 and (frame["coverage_pct"] <= 100).all()
-    pdf = api.get("/v1/rounds/r1/doors/G0005?format=pdf", viewer)
+    pdf = api.get("/v1/rounds/r1/doors/G0005?format=pdf", api.admin)
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
-    xlsx = api.get("/v1/rounds/r1/doors/G0005?format=xlsx", viewer)
+    xlsx = api.get("/v1/rounds/r1/doors/G0005?format=xlsx", api.admin)
     assert xlsx.content.startswith(b"PK")
     assert api.get("/v1/rounds/r1/reports/nope", viewer).status_code == 404
     assert api.get("/v1/rounds/zz/reconciliation", viewer).status_code == 404
