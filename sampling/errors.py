@@ -9,6 +9,8 @@ act on and the fields that explain it (``detail``)::
     SamplingError
     ├── BadInput (400)            malformed request, garbled code, bad file
     │   ├── GarbledCode            a code failed its check character
+    │   ├── InvalidBody            the body does not fit the schema (invalid_request)
+    │   ├── BodyTooDeep            JSON nested deeper than the decoder takes
     │   └── BatchTooLarge (413)
     ├── AuthError (401)           missing, unknown, expired or revoked token
     ├── Forbidden (403)           role or ownership does not allow it
@@ -49,6 +51,16 @@ class BadInput(SamplingError):
 
 class GarbledCode(BadInput):
     code = "garbled_code"
+
+
+class InvalidBody(BadInput):
+    """The body does not fit the schema; the same ``code`` as Litestar's own 400."""
+
+    code = "invalid_request"
+
+
+class BodyTooDeep(BadInput):
+    code = "body_too_deep"
 
 
 class BatchTooLarge(BadInput):

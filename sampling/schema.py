@@ -24,8 +24,16 @@ RoundId = Annotated[
     str, Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$", description="round id: a-z, 0-9, -")
 ]
 Ident = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")]
+# Printable ASCII only: an op id goes into the journal and the audit trail as it is,
+# so NUL, CR, LF and other control characters never reach them.
 OpId = Annotated[
-    str, Meta(min_length=1, max_length=64, description="client-chosen id, unique per device")
+    str,
+    Meta(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[!-~][ -~]*$",
+        description="client-chosen id, unique per device: printable ASCII",
+    ),
 ]
 Seq = Annotated[
     int, Meta(ge=1, le=1_000_000, description="the device's operation counter in this round")

@@ -11,6 +11,7 @@ from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from sampling.api.admin import AdminController
 from sampling.api.auth import auth_middleware
+from sampling.api.body import SamplingRequest
 from sampling.api.health import health, ready
 from sampling.api.limits import DeviceLimiter, Gate, admission
 from sampling.api.problems import HANDLERS
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         middleware=[admission(gate), auth_middleware],
         request_max_body_size=settings.max_body,
+        request_class=SamplingRequest,
         openapi_config=OpenAPIConfig(
             title="sampling",
             version="0.1.0",

@@ -212,10 +212,18 @@ class Binder:
                 "operations in a batch must be in increasing sequence order", seqs=seqs[:20]
             )
         # Every code is checked before anything is applied: a malformed batch
-        # changes nothing.
-        items = [await self._prepare(round_id, o) for o in batch.ops]
-        if any(i.kind == "undo" and not i.rhash for i in items):
-            raise BadInput("an undo in an offline batch must name the resident it undoes")
+        # changes nothing, and the refusal names the operation that caused it.
+        items: list[_Op] = []
+        for index, o in enumerate(batch.ops):
+            try:
+                item = await self._prepare(round_id, o)
+                if item.kind == "undo" and not item.rhash:
+                    raise BadInput("an undo in an offline batch must name the resident it undoes")
+            except BadInput as exc:
+                exc.message = f"ops[{index}] (seq {o.seq}, op {o.op!r}): {exc.message}"
+                exc.detail.update(index=index, seq=o.seq, op=o.op)
+                raise
+            items.append(item)
         results = await self._apply(device, round_id, items)
         refused = sum(r.status != "ok" for r in results)
         gaps = await self.gaps(round_id, device.id)

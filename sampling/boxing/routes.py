@@ -9,6 +9,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from sampling.api.auth import current_device, services
+from sampling.api.headers import attachment
 from sampling.auth.models import Device
 from sampling.boxing.manifest import pdf
 from sampling.boxing.models import (
@@ -214,7 +215,7 @@ class BoxingController(Controller):
         return Response(
             pdf(found),
             media_type="application/pdf",
-            headers={"Content-Disposition": f'inline; filename="{found.box}.pdf"'},
+            headers={"Content-Disposition": attachment(f"{found.box}.pdf", inline=True)},
         )
 
     @get("/boxes/{box:str}/discrepancies", operation_id="boxDiscrepancies", opt=_READ)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
@@ -42,6 +43,10 @@ _COLUMNS: Final[dict[str, tuple[str, ...]]] = {
 }
 _REQUIRED: Final = ("tube", "outcome", "tested_at")
 _CT_MAX: Final = 50.0
+#: No nucleic-acid test of this kind predates December 2019; a time before is a typo
+#: (a year 1 or 1970 from an empty field), as is one more than a day ahead of us.
+_EARLIEST_MS: Final = 1_575_158_400_000  # 2019-12-01T00:00Z
+_AHEAD_MS: Final = 86_400_000
 
 
 @dataclass
@@ -58,6 +63,19 @@ class Parsed:
     def refuse(self, row: int, reason: str, value: str = "") -> None:
         self.problems.append(RowProblem(row=row, reason=reason, value=value[:60]))
         self.refused += 1
+
+    def within(self, earliest_ms: int, latest_ms: int, why: str) -> None:
+        """Refuse the good rows tested outside ``[earliest_ms, latest_ms]`` (``why`` says
+        what bounds them, e.g. the round's dates)."""
+        keep: list[tuple[int, LabResult]] = []
+        for n, res in self.good:
+            if earliest_ms <= res.tested_at <= latest_ms:
+                keep.append((n, res))
+            else:
+                when = datetime.fromtimestamp(res.tested_at / 1000).isoformat(timespec="minutes")
+                self.refuse(n, f"test time {when} is outside {why}", res.tube)
+        self.good = keep
+        self.problems.sort(key=lambda p: p.row)
 
 
 class _RowError(ValueError):
@@ -103,13 +121,19 @@ def parse_time(text: str) -> int:
         fmt = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}.get(len(raw))
         if fmt is None:
             raise _RowError(f"test time '{raw}' is not a time")
-        when = datetime.strptime(raw, fmt)
+        try:
+            when = datetime.strptime(raw, fmt)
+        except ValueError:
+            raise _RowError(f"test time '{raw}' is not a time") from None
     else:
         try:
             when = datetime.fromisoformat(raw.replace("/", "-"))
         except ValueError:
             raise _RowError(f"test time '{raw}' is not a time") from None
-    return round(when.timestamp() * 1000)
+    try:
+        return round(when.timestamp() * 1000)
+    except (OverflowError, ValueError, OSError):
+        raise _RowError(f"test time '{raw}' is not a plausible time") from None
 
 
 def make_result(
@@ -139,6 +163,12 @@ def make_result(
     if not lab:
         raise _RowError("the lab is missing")
     at = tested_at if isinstance(tested_at, int) else parse_time(tested_at)
+    latest = round(time.time() * 1000) + _AHEAD_MS
+    if not _EARLIEST_MS <= at <= latest:
+        raise _RowError(
+            f"test time {at} ms is not a plausible time (before December 2019 or more than "
+            "a day ahead): check the year and the clock of the lab system"
+        )
     return LabResult(tube=code, outcome=word, ct_orf1ab=c1, ct_n=cn, lab=lab[:40], tested_at=at)
 
 
@@ -202,7 +232,11 @@ def read_json(items: list[ResultIn], *, lab: str = "") -> Parsed:
     out = Parsed(rows_in=len(items))
     for n, item in enumerate(items, start=1):
         try:
-            at = round(item.tested_at.timestamp() * 1000)
+            try:
+                at = round(item.tested_at.timestamp() * 1000)
+            except (OverflowError, ValueError, OSError):
+                # A year 1 or 9999 has no Unix time on this platform.
+                raise _RowError(f"test time {item.tested_at} is not a plausible time") from None
             out.good.append(
                 (n, make_result(item.tube, item.outcome, item.ct_orf1ab, item.ct_n,
                                 item.lab or lab, at))

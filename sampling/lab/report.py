@@ -8,6 +8,7 @@ whose states add up to the number bound.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
@@ -28,6 +29,9 @@ NAMES: Final = (
 PERSONAL: Final = frozenset({"resample_orders", "doors", "missed_in_a_row"})
 #: Roles that see personal frames: the district admin, and a grid team (its own grid only).
 PERSONAL_ROLES: Final = frozenset({"admin", "grid"})
+
+
+_ROUND_ID: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 
 
 class ReportError(Exception):
@@ -70,11 +74,12 @@ def frames(data_dir: Path, round_id: str) -> dict[str, pl.LazyFrame]:
 
 def collect(data_dir: Path, round_id: str, names: Iterable[str]) -> dict[str, pl.DataFrame]:
     """Collect the named frames together (one pass, shared sub-plans)."""
+    # A round id names a folder: '..' or a slash must never walk out of the archive.
+    # (The message names no server path: it reaches API clients.)
+    if not _ROUND_ID.fullmatch(round_id):
+        raise ReportError(f"no round {round_id[:40]!r}: a round id is a-z, 0-9 and -")
     if not (sources.archive_dir(data_dir, round_id) / "bindings.parquet").exists():
-        raise ReportError(
-            f"round {round_id} has no archive in {sources.archive_dir(data_dir, round_id)}: "
-            "run `sampling archive` first"
-        )
+        raise ReportError(f"round {round_id} has no archive yet: run `sampling archive` first")
     wanted = list(dict.fromkeys(names))
     unknown = [n for n in wanted if n not in NAMES]
     if unknown:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import tempfile
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,14 +24,17 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody
 
 from sampling.api.auth import current_device, services
+from sampling.api.headers import attachment
 from sampling.auth.models import Device
 from sampling.errors import BadInput, BatchTooLarge, Forbidden, NotFound
 from sampling.lab import doors, report
 from sampling.lab.errors import PersonalData
 from sampling.lab.models import HeldResult, IngestReport, OrphanResult, ResultBatch
-from sampling.lab.parse import read_file, read_json
+from sampling.lab.parse import Parsed, read_file, read_json
 from sampling.lab.results import LabResults, check_lab_device, holder
 
+#: A result may be dated this long before its round was created (clocks, late set-up).
+ROUND_GRACE_S = 86_400
 #: Largest JSON batch or file of results, in rows.
 MAX_RESULTS = 20_000
 ReportFormat = Literal["json", "csv", "parquet"]
@@ -76,7 +81,8 @@ def _render(frame: pl.DataFrame, fmt: str, name: str, *, title: str = "") -> Res
         frame.write_parquet(buf)
     else:
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"{name}.{fmt}"
+            # Not the download's name: a grid from the URL may hold '/', '..' or NUL.
+            path = Path(tmp) / f"list.{fmt}"
             if fmt == "xlsx":
                 doors.write_xlsx(frame, path)
             else:
@@ -85,8 +91,17 @@ def _render(frame: pl.DataFrame, fmt: str, name: str, *, title: str = "") -> Res
     return Response(
         buf.getvalue(),
         media_type=_MEDIA[fmt],
-        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
+        headers={"Content-Disposition": attachment(f"{name}.{fmt}")},
     )
+
+
+async def _in_round(request: Request[Any, Any, Any], round_id: str, parsed: Parsed) -> None:
+    """Refuse rows tested before the round began (a day's grace for clocks) or ahead of now."""
+    rnd = await services(request).rounds.get(round_id)
+    earliest = round((rnd.created_at - ROUND_GRACE_S) * 1000)
+    latest = round((time.time() + ROUND_GRACE_S) * 1000)
+    began = datetime.fromtimestamp(rnd.created_at, UTC).date().isoformat()
+    parsed.within(earliest, latest, f"round {round_id} (begun {began}) and today")
 
 
 def _may_see_personal(device: Device, what: str) -> None:
@@ -112,6 +127,7 @@ class LabController(Controller):
         self,
         round_id: FromPath[str],
         data: JSONBody[ResultBatch],
+        request: Request[Any, Any, Any],
         device: NamedDependency[Device],
         lab: NamedDependency[LabResults],
     ) -> IngestReport:
@@ -124,6 +140,7 @@ class LabController(Controller):
             raise BatchTooLarge(f"{len(data.results)} results; the limit is {MAX_RESULTS}")
         parsed = read_json(data.results, lab=device.lab)
         check_lab_device(device, parsed)
+        await _in_round(request, round_id, parsed)
         return await lab.ingest(
             round_id, parsed, device=device.id, holder=holder(device), dry_run=data.dry_run
         )
@@ -145,6 +162,7 @@ class LabController(Controller):
         if parsed.rows_in > MAX_RESULTS:
             raise BatchTooLarge(f"{parsed.rows_in} results; the limit is {MAX_RESULTS}")
         check_lab_device(device, parsed)
+        await _in_round(request, round_id, parsed)
         return await lab.ingest(
             round_id, parsed, device=device.id, holder=holder(device), dry_run=dry_run
         )

@@ -28,6 +28,7 @@ from tests.binding import snapshot
 from tests.conftest import SECRET, Api, resident, tube
 
 EXAMPLES = 8
+_FULL = str.maketrans("0123456789", "０１２３４５６７８９")
 BASE = "http://testserver.local"
 #: What a rejected request may answer: bad input, auth, unknown, too large, unsupported.
 REJECTED = {400, 401, 403, 404, 405, 413, 415, 422}
@@ -204,6 +205,19 @@ def _bad_requests(world: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]
             "/v1/rounds/r1/batches",
             {"content": b"x" * 2_100_000, "headers": {"content-type": "application/json"}},
         ),
+        (s, scans, {"json": {"op": "x", "seq": "5", "resident": resident(2)}}),  # not a number
+        (s, scans, {"json": {"op": "x\r\ny", "seq": 5, "resident": resident(2)}}),  # CR/LF op id
+        (s, scans, {"json": {"op": "x\u0000", "seq": 5, "resident": resident(2)}}),  # NUL op id
+        (s, scans, {"json": {**op, "resident": resident(2)[:5] + "²" + resident(2)[6:]}}),
+        (s, scans, {"json": {**op, "resident": resident(2)[:-1].translate(_FULL) + "0"}}),
+        (
+            s,
+            "/v1/rounds/r1/batches",
+            {
+                "content": b"[" * 50_000 + b"]" * 50_000,
+                "headers": {"content-type": "application/json"},
+            },
+        ),  # nested too deep for the decoder
         (a, "/v1/rounds", {"json": {"id": "Bad Round!", "name": "x"}}),
         (a, "/v1/rounds", {"json": {"id": "r9", "name": "x", "pool": "ten"}}),
         (a, "/v1/devices", {"json": {"id": "d9", "role": "root"}}),
@@ -315,3 +329,173 @@ def test_refused_opens_leave_the_claim_table_alone(
     assert _claims(r) == claims
     # The barcode is still whole: the first round that accepts it gets it.
     assert api.open(r2, fresh, round_id="r2").status_code == 201
+
+
+# -- no 500 from any body or path (issue 11, point 5): one test per defect found ---------
+
+
+def _problem(resp: Any, status: int, code: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    assert resp.headers["content-type"].startswith("application/problem+json")
+    body: dict[str, Any] = resp.json()
+    assert body["code"] == code, body
+    return body
+
+
+@pytest.mark.parametrize("shape", ["array", "object"])
+def test_json_nested_100000_deep_is_a_400(
+    api: Api, world: dict[str, str], r: redis.Redis, shape: str
+) -> None:
+    """Found against main: a 500 (RecursionError inside the JSON decoder)."""
+    n = 100_000
+    deep = b"[" * n + b"]" * n if shape == "array" else b'{"a":' * n + b"1" + b"}" * n
+    before = snapshot(r)
+    for path in (f"/v1/rounds/r1/tubes/{tube(1)}/scans", "/v1/rounds/r1/batches", "/v1/rounds"):
+        token = world["admin"] if path == "/v1/rounds" else world["scanner"]
+        headers = {"Authorization": f"Bearer {token}", "content-type": "application/json"}
+        resp = api.client.post(path, content=deep, headers=headers)
+        body = _problem(resp, 400, "body_too_deep")
+        assert " " in body["detail"]
+    assert snapshot(r) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"op": "x", "seq": "5", "resident": resident(2)},
+        {"op": "x", "seq": 5.0, "resident": resident(2)},
+        {"op": "x", "seq": True, "resident": resident(2)},
+    ],
+)
+def test_numbers_must_be_json_numbers(
+    api: Api, world: dict[str, str], r: redis.Redis, body: dict[str, Any]
+) -> None:
+    """Found against main: ``"seq": "5"`` was taken as the number 5."""
+    before = snapshot(r)
+    resp = api.post(f"/v1/rounds/r1/tubes/{tube(1)}/scans", world["scanner"], body)
+    got = _problem(resp, 400, "invalid_request")
+    assert "seq" in got["detail"]
+    resp = api.post(
+        "/v1/rounds/r1/tubes",
+        world["scanner"],
+        {"op": "o", "seq": 9, "tube": tube(2), "capacity": "5"},
+    )
+    _problem(resp, 400, "invalid_request")
+    assert snapshot(r) == before
+
+
+@pytest.mark.parametrize("op_id", ["a\x00b", "a\r\nk: forged", "a\nb", "\x1b[31m", "é", " lead"])
+def test_op_ids_are_printable_ascii(
+    api: Api, world: dict[str, str], r: redis.Redis, op_id: str
+) -> None:
+    """Found against main: op ids with NUL/CR/LF were accepted and went into the journal."""
+    before = snapshot(r)
+    resp = api.post(
+        f"/v1/rounds/r1/tubes/{tube(1)}/scans",
+        world["scanner"],
+        {"op": op_id, "seq": 9, "resident": resident(2)},
+    )
+    _problem(resp, 400, "invalid_request")
+    assert snapshot(r) == before
+    fine = api.post(
+        f"/v1/rounds/r1/tubes/{tube(1)}/scans",
+        world["scanner"],
+        {"op": "uuid-7f3a 2024/05:01~", "seq": 9, "resident": resident(2)},
+    )
+    assert fine.status_code == 200, fine.text
+
+
+def test_a_batch_refusal_names_the_op(api: Api, world: dict[str, str], r: redis.Redis) -> None:
+    """Found against main: one garbled op refused the batch with a 400 naming no op."""
+    s = world["scanner"]
+    garbled = resident(3)[:-1] + ("0" if resident(3)[-1] != "0" else "1")
+    ops: list[dict[str, Any]] = [
+        {"op": "b1", "seq": 20, "kind": "scan", "tube": tube(1), "resident": resident(4)},
+        {"op": "b2", "seq": 21, "kind": "scan", "tube": tube(1), "resident": resident(5)},
+        {"op": "b3", "seq": 22, "kind": "scan", "tube": tube(1), "resident": garbled},
+    ]
+    before = snapshot(r)
+    body = _problem(api.post("/v1/rounds/r1/batches", s, {"ops": ops}), 400, "garbled_code")
+    assert (body["index"], body["seq"], body["op"]) == (2, 22, "b3")
+    assert "ops[2] (seq 22" in body["detail"]
+    # A value of the wrong type, found by the schema: the same fields.
+    ops[1] = {**ops[1], "seq": "21"}
+    body = _problem(api.post("/v1/rounds/r1/batches", s, {"ops": ops}), 400, "invalid_request")
+    assert body["index"] == 1 and "ops[1]" in body["detail"]
+    ops[1] = {**ops[1], "seq": 21, "op": "bad\nid"}
+    body = _problem(api.post("/v1/rounds/r1/batches", s, {"ops": ops}), 400, "invalid_request")
+    assert (body["index"], body["seq"]) == (1, 21)
+    assert "ops[1] (seq 21)" in body["detail"]
+    assert snapshot(r) == before
+
+
+@pytest.fixture
+def archived(api: Api, settings: Settings) -> None:
+    from sampling.lab import synth
+
+    synth.write(synth.generate(500, seed=3), settings.data_dir, "r1")
+
+
+@pytest.mark.parametrize(
+    "grid",
+    ["G1\r\nSet-Cookie: x=1", 'G"1', "G1\x00", "网格1", "G1;a=b\\", "G1 ..\\x"],
+)
+def test_grid_names_make_safe_download_names(
+    api: Api, world: dict[str, str], archived: None, grid: str
+) -> None:
+    """Found against main: a grid name with CR/LF or a quote dropped the connection
+    (it went into Content-Disposition as it was)."""
+    from urllib.parse import quote, unquote
+
+    for fmt in ("csv", "xlsx"):
+        resp = api.get(f"/v1/rounds/r1/doors/{quote(grid, safe='')}?format={fmt}", world["admin"])
+        assert resp.status_code == 200, resp.text
+        value = resp.headers["content-disposition"]
+        assert "\r" not in value and "\n" not in value and "set-cookie" not in resp.headers
+        plain, _, star = value.partition("; filename*=UTF-8''")
+        assert plain.count('"') == 2 and plain.isascii()
+        assert unquote(star) == f"doors-r1-{grid}.{fmt}"
+
+
+def test_not_found_texts_show_no_server_path(
+    api: Api, world: dict[str, str], settings: Settings, archived: None
+) -> None:
+    """Found against main: the 404 for a round `..` showed the absolute data directory."""
+    secret = str(settings.data_dir)
+    for rid in ("..", "%2E%2E", "nope", "r2", "a%2Fb", "..%2F..%2Fetc"):
+        for sub in ("reconciliation", "reports/state_counts", "doors/G0001"):
+            resp = api.get(f"/v1/rounds/{rid}/{sub}", world["admin"])
+            assert resp.status_code in (400, 404), (rid, sub, resp.text)
+            assert secret not in resp.text and "/tmp" not in resp.text, (rid, sub, resp.text)
+            assert resp.headers["content-type"].startswith("application/problem+json")
+
+
+def test_result_dates_outside_the_round_are_refused(
+    api: Api, world: dict[str, str], r: redis.Redis
+) -> None:
+    """Found against main: a ``tested_at`` of year 1 was a 500; a date years before the
+    round (or in the future) was stored."""
+    lab = api.device("lab9", role="lab", lab="L1")
+    before = snapshot(r)
+    dates = [
+        "0001-01-01T00:00:00",
+        "0001-01-01T00:00:00+08:00",
+        "9999-12-31T23:59:59",
+        "1970-01-01T00:00:00Z",
+        "2020-03-01T09:00:00+08:00",  # plausible once, but before this round began
+        "2099-01-01T00:00:00Z",
+    ]
+    rows = [{"tube": tube(1), "outcome": "negative", "tested_at": d} for d in dates]
+    resp = api.post("/v1/rounds/r1/results", lab, {"results": rows})
+    assert resp.status_code == 200, resp.text
+    got = resp.json()
+    assert (got["refused"], got["accepted"]) == (len(dates), 0)
+    assert all(x["status"] == "refused" and "time" in x["reason"] for x in got["rows"])
+    csv = "tube,outcome,tested_at\n" + "".join(
+        f"{tube(1)},negative,{d}\n" for d in ("00010101", "20221345", "99991231", "0001-01-01")
+    )
+    headers = {**api.h(lab), "content-type": "text/csv"}
+    resp = api.client.post("/v1/rounds/r1/results/file", content=csv.encode(), headers=headers)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["refused"] == 4
+    assert snapshot(r) == before

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,7 @@ CUSTODY = {
     "intake_closed": ("intake_closed_at",),
 }
 SEALED_FIELDS = ("contents", "tubes", "samples", "sealed_at", "sealed_by", "site", "lab")
-AT = "2022-05-01T14:03:00+08:00"
+AT = datetime.now(UTC).replace(microsecond=0).isoformat()
 ROWS: dict[str, dict[str, Any]] = {
     "negative": {"outcome": "negative", "tested_at": AT},
     "positive": {"outcome": "positive", "tested_at": AT, "ct_orf1ab": 21.5, "ct_n": 23.0},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -10,7 +11,7 @@ from sampling import codes
 from sampling.lab import keys
 from tests.conftest import Api, resident, tube
 
-AT = "2022-05-01T14:03:00+08:00"
+AT = datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
 def boxed_to(api: Api, tubes: list[str], lab: str, box: str) -> None:
@@ -133,10 +134,11 @@ def test_unknown_round_is_404(api: Api) -> None:
 
 def test_hl7_file_upload(api: Api) -> None:
     lab = _bound_round(api)
+    day = datetime.now().strftime("%Y%m%d")
     msg = (
-        "MSH|^~\\&|LIS|L1|||20220501120000||ORU^R01|1|P|2.5.1\r"
-        f"OBR|1||{tube(1)}^L1|94500-6^SARS-CoV-2^LN|||20220501110000\r"
-        "OBX|1|CWE|94500-6^SARS-CoV-2 RNA^LN||10828004^Positive^SCT||||||F|||20220501113000\r"
+        f"MSH|^~\\&|LIS|L1|||{day}120000||ORU^R01|1|P|2.5.1\r"
+        f"OBR|1||{tube(1)}^L1|94500-6^SARS-CoV-2^LN|||{day}000100\r"
+        f"OBX|1|CWE|94500-6^SARS-CoV-2 RNA^LN||10828004^Positive^SCT||||||F|||{day}000200\r"
         "OBX|2|NM|ORF1ab Ct^ORF1ab gene Ct||23.4||||||F\r"
         "OBX|3|NM|N gene Ct^N gene Ct||25.1||||||F\r"
     )
