@@ -22,21 +22,19 @@ from sampling.errors import BodyTooDeep, InvalidBody
 #: ``$.ops[3].seq`` -> the list and the index of the element at fault.
 _ITEM: Final = re.compile(r"^\$\.(\w+)\[(\d+)\]")
 _NO_TYPE: Final = object()
-_types: dict[int, Any] = {}
 
 
 def _body_type(handler: Any) -> Any:
-    """The Struct a handler's JSON ``data`` is shaped into, or ``_NO_TYPE``."""
-    key = id(handler)
-    if key not in _types:
-        found: Any = _NO_TYPE
-        field = handler.parsed_fn_signature.parameters.get("data")
-        kwarg = getattr(field, "kwarg_definition", None) if field is not None else None
-        media = getattr(kwarg, "media_type", RequestEncodingType.JSON)
-        if field is not None and media == RequestEncodingType.JSON:
-            found = field.annotation
-        _types[key] = found
-    return _types[key]
+    """The Struct a handler's JSON ``data`` is shaped into, or ``_NO_TYPE``.
+
+    Read from the handler each time (two lookups): a cache keyed by ``id()`` would
+    hand one app's handler type to another app's handler at the same address.
+    """
+    field = handler.parsed_fn_signature.parameters.get("data")
+    if field is None:
+        return _NO_TYPE
+    media = getattr(field.kwarg_definition, "media_type", RequestEncodingType.JSON)
+    return field.annotation if media == RequestEncodingType.JSON else _NO_TYPE
 
 
 def _where(raw: Any, path: str) -> dict[str, Any]:
