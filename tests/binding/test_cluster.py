@@ -220,3 +220,51 @@ def test_api_on_cluster(cluster: Cluster, cr: redis.RedisCluster, tmp_path: Any)
         assert all(x["replayed"] for x in second["results"])
         assert api.post("/v1/devices/d1/revoke", api.admin, {}).status_code == 200
         assert api.scan(tok, tube(1), resident(3)).status_code == 401
+
+
+def test_refused_opens_take_no_claim_on_cluster(cluster: Cluster, cr: redis.RedisCluster) -> None:
+    """The claim (its own slot) and the round's keys live on different nodes: a refused
+    open takes no claim, and a claim a request took is released by settle.lua there."""
+
+    async def run() -> list[Any]:
+        client = connect(cluster.url, cluster=True)
+        try:
+            rounds, sites = Rounds(client), Sites(client)
+            binder = Binder(client, ResidentHasher(bytes.fromhex(SECRET)), rounds, sites)
+            for rid in ("old", "new"):
+                await rounds.create(RoundIn(id=rid, name=rid, pool=5))
+            await sites.create(SiteIn(id="S1", name="S1", street="st", community="c", grid="g"))
+            await rounds.close("old")
+            out: list[Any] = [
+                await _outcome(binder.open(D1, "old", tube(1), 1, "o1", None, "pool"))
+            ]
+            out.append(cr.hget(keys.tube_claim(tube(1)), tube(1)))
+            # A claim taken by a request whose open the round then refused (the race the
+            # pre-check cannot see) is released by that request's settle step.
+            taken = cr.register_script(open_claim_lua())(
+                keys=[keys.tube_claim(tube(2))], args=[tube(2), "old", "n1"]
+            )
+            out.append(taken)
+            await binder._settle("old", "n1", {tube(2): 2}, set())
+            out.append(cr.hget(keys.tube_claim(tube(2)), tube(2)))
+            for n in (1, 2):
+                got = await _outcome(binder.open(D1, "new", tube(n), n, f"n{n}", None, "pool"))
+                out.append(got)
+            return out
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(run()) == [
+        ("round_closed", 0),
+        None,
+        2,
+        None,
+        ("ok", 0, False, False),
+        ("ok", 0, False, False),
+    ]
+
+
+def open_claim_lua() -> str:
+    from sampling.store.scripts import source
+
+    return source("sampling.binding", "claim.lua")
