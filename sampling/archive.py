@@ -35,6 +35,8 @@ DOMAINS = ("sampling.binding", "sampling.boxing", "sampling.lab")
 #: Fields kept as hex: binary keyed hashes.
 _BINARY = frozenset({"r"})
 CHUNK = 50_000
+#: Fields of every journal entry (besides ``ts``), whatever its kind.
+_COMMON = ("id", "k", "d", "site", "seq", "op", "tube", "r", "x")
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,9 @@ def journal(data_dir: Path, round_id: str) -> pl.LazyFrame:
     """Every archived journal entry of the round, in order (missing columns are null)."""
     parts = sorted((round_dir(data_dir, round_id) / "journal").glob("part-*.parquet"))
     if not parts:
-        return pl.LazyFrame(schema={"id": pl.Utf8, "ts": pl.Int64, "k": pl.Utf8})
+        # No entries yet: the columns every entry carries, so each domain derives
+        # its (empty) tables instead of failing on a column that is not there.
+        return pl.LazyFrame(schema={"ts": pl.Int64} | dict.fromkeys(_COMMON, pl.Utf8))
     return pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
 
 

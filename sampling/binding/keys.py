@@ -114,3 +114,13 @@ def devices_site(round_id: str) -> str:
 
 def devices_gap(round_id: str) -> str:
     return tag(round_id) + ":dev:gap"
+
+
+def activity(round_id: str) -> list[str]:
+    """The keys ``apply.lua`` takes as KEYS[6..9]: scans per minute, device activity."""
+    return [
+        scans_per_minute(round_id),
+        devices_seen(round_id),
+        devices_site(round_id),
+        devices_gap(round_id),
+    ]
