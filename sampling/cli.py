@@ -130,7 +130,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     cfg = settings()
     env = os.environ
     env["SAMPLING_SECRET"] = cfg.secret().hex()  # every worker hashes with the same key
-    env["SAMPLING_ARCHIVER"] = "1"  # the workers archive in the background (one leads)
+    # The workers archive in the background, one leading (SAMPLING_ARCHIVER=0: off).
+    env.setdefault("SAMPLING_ARCHIVER", "1")
     server = None
     if not cfg.redis_url:
         server = embedded_for(cfg).start()
