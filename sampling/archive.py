@@ -16,6 +16,7 @@ that indexes the live journal reads it first (``before_trim(redis, round)``).
 from __future__ import annotations
 
 import importlib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -151,3 +152,27 @@ def materialize(data_dir: Path, round_id: str) -> list[str]:
     for materializer in _hooks("materialize"):
         materializer(frame, out)
     return sorted(p.name for p in out.glob("*.parquet"))
+
+
+#: The round's as-of stamp: ``{"as_of": epoch}``, every change accepted before it
+#: is in the round's tables.
+STAMP_FILE = "archived.json"
+
+
+def write_stamp(data_dir: Path, round_id: str, as_of: float) -> None:
+    """Record that the round's tables hold every change accepted before ``as_of``."""
+    out = round_dir(data_dir, round_id)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = out / STAMP_FILE
+    tmp = stamp.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"as_of": as_of}))
+    tmp.replace(stamp)
+
+
+def as_of(data_dir: Path, round_id: str) -> float | None:
+    """The data time of the round's archived tables: None when no pass stamped them."""
+    try:
+        raw = (round_dir(data_dir, round_id) / STAMP_FILE).read_text()
+    except FileNotFoundError:
+        return None
+    return float(json.loads(raw)["as_of"])

@@ -3,11 +3,13 @@ the live document reads the coverage table and the as-of stamp the pass wrote.""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
 from click.testing import CliRunner
 
+from sampling import archive, localtime
 from sampling.cli import main
 from sampling.lab.register import import_register
 from sampling.live.archiver import archive_round
@@ -104,3 +106,33 @@ def test_coverage_after_a_pass(api: Api, settings: Settings, tmp_path: Path) -> 
     body = api.get("/v1/rounds/r1/live", api.admin).json()
     rows = {(c["level"], c["name"]): c for c in body["coverage"]}
     assert rows[("grid", "g1")]["sampled"] == 2
+
+
+def test_reports_say_as_of(api: Api, settings: Settings, tmp_path: Path, monkeypatch: Any) -> None:
+    _register(tmp_path, settings.data_dir)
+    api.round()
+    api.site("S1")
+    scanner = api.device("hh", site="S1")
+    assert api.open(scanner, tube(1)).status_code == 201
+    assert api.scan(scanner, tube(1), resident(1)).status_code == 200
+    viewer = api.device("v1", role="viewer")
+    _pass(api)
+    stamp = archive.as_of(settings.data_dir, "r1")
+    assert stamp is not None
+    summary = api.get("/v1/rounds/r1/reconciliation", viewer).json()
+    assert summary["as_of"] == stamp
+    for path in ("/reports/coverage_grid", "/reports/coverage_grid?format=csv", "/doors/g1"):
+        resp = api.get("/v1/rounds/r1" + path, viewer)
+        assert resp.status_code == 200, resp.text
+        assert float(resp.headers["Sampling-As-Of"]) == round(stamp, 3)
+    # The CLI prints the as-of line in the district's time zone.
+    monkeypatch.setenv("SAMPLING_REDIS_URL", settings.redis_url)
+    monkeypatch.setenv("SAMPLING_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SAMPLING_SECRET", SECRET)
+    monkeypatch.setenv("SAMPLING_TZ", "Asia/Shanghai")
+    result = CliRunner().invoke(main, ["coverage", "--round", "r1"])
+    assert result.exit_code == 0, result.output
+    assert f"as of {localtime.stamp(stamp, 'Asia/Shanghai')}" in result.output
+    result = CliRunner().invoke(main, ["reconcile", "--round", "r1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["as_of"] == stamp
