@@ -6,7 +6,10 @@ name, then renamed), saves the cursor, and trims what it archived from the
 stream. Resumable and idempotent: a crash between the file and the cursor makes
 the next pass write the same part again under the same name (same first id),
 never a second copy; a crash between cursor and trim is finished by the next
-pass's trim.
+pass's trim. One drain of a round runs at a time, whoever calls it (the
+background archiver, ``sampling archive``, the load test's check): a second one
+waits for the round's drain lock, so two never write overlapping parts or move
+the cursor back.
 
 Then each domain that keeps tables derives them from the whole journal
 (``materialize(journal, out_dir)`` in ``sampling.<domain>.archive``). A domain
@@ -15,6 +18,7 @@ that indexes the live journal reads it first (``before_trim(redis, round)``).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 from dataclasses import dataclass
@@ -23,12 +27,14 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from sampling.binding import keys
+from sampling.errors import Unavailable
 from sampling.store.client import as_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from sampling.live.lease import Lease
     from sampling.store.client import AnyRedis
 
 #: Domains whose ``archive.materialize`` derives tables from the journal.
@@ -36,6 +42,9 @@ DOMAINS = ("sampling.binding", "sampling.boxing", "sampling.lab")
 #: Fields kept as hex: binary keyed hashes.
 _BINARY = frozenset({"r"})
 CHUNK = 50_000
+#: Seconds a drain lock lasts unless renewed (once per chunk): how long a drainer
+#: killed mid-pass can hold up the next one.
+LOCK_S = 15.0
 #: Fields of every journal entry (besides ``ts``), whatever its kind.
 _COMMON = ("id", "k", "d", "site", "seq", "op", "tube", "r", "x")
 
@@ -86,6 +95,26 @@ async def drain(
     progress: Callable[[int], None] | None = None,
 ) -> ArchiveReport:
     """Move the round's journal into Parquet parts; returns what was moved."""
+    from sampling.live.lease import Lease
+
+    lock = Lease(redis, LOCK_S, key=keys.archive_lock(round_id))
+    while not await lock.hold():
+        await asyncio.sleep(0.05)
+    try:
+        return await _drain(redis, round_id, data_dir, lock, chunk=chunk, progress=progress)
+    finally:
+        await lock.release()
+
+
+async def _drain(
+    redis: AnyRedis,
+    round_id: str,
+    data_dir: Path,
+    lock: Lease,
+    *,
+    chunk: int,
+    progress: Callable[[int], None] | None,
+) -> ArchiveReport:
     out = round_dir(data_dir, round_id) / "journal"
     out.mkdir(parents=True, exist_ok=True)
     stream, cursor_key = keys.journal(round_id), keys.archive(round_id)
@@ -93,6 +122,11 @@ async def drain(
     last = as_bytes(raw).decode() if raw else "0-0"
     moved = parts = 0
     while True:
+        if not await lock.hold():
+            raise Unavailable(
+                f"round {round_id}: the drain lock expired mid-pass; the next pass resumes",
+                round=round_id,
+            )
         # Domains that index the live journal read it before any of it goes.
         for hook in _hooks("before_trim"):
             await hook(redis, round_id)

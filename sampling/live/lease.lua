@@ -1,7 +1,8 @@
--- lease.lua: renew or release the archiver lease, only for the worker that holds it
--- (a worker whose lease expired and was taken must not extend or drop the new one).
+-- lease.lua: renew or release a lease, only for the worker that holds it (a worker
+-- whose lease expired and was taken must not extend or drop the new one).
 --
--- KEYS[1]  sampling:archiver:lease   STRING  the holder's id, with a PX expiry
+-- KEYS[1]  sampling:archiver:lease or {rd:R}:archive:lock   STRING  the holder's id,
+--          with a PX expiry
 -- ARGV[1]  holder id   ARGV[2] lease length in ms, or 0 to release
 --
 -- Returns 1 when this holder held the lease (now renewed or released), else 0.

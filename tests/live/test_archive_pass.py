@@ -3,13 +3,18 @@ the live document reads the coverage table and the as-of stamp the pass wrote.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import TYPE_CHECKING, Any
 
+import polars as pl
+import redis
+import redis.asyncio as aredis
 from click.testing import CliRunner
 
 from sampling import archive, localtime
+from sampling.binding import keys as bkeys
 from sampling.cli import main
 from sampling.lab.register import import_register
 from sampling.live.archiver import archive_round
@@ -20,6 +25,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from sampling.settings import Settings
+    from sampling.store.embedded import EmbeddedServer
 
 HEADER = "resident,name,phone,street,community,grid,building,unit,household,labels,colour,away\n"
 
@@ -136,3 +142,29 @@ def test_reports_say_as_of(api: Api, settings: Settings, tmp_path: Path, monkeyp
     result = CliRunner().invoke(main, ["reconcile", "--round", "r1", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["as_of"] == stamp
+
+
+def test_two_drains_at_once_write_each_entry_once(
+    server: EmbeddedServer, r: redis.Redis, tmp_path: Path, loop: asyncio.AbstractEventLoop
+) -> None:
+    stream = bkeys.journal("r1")
+    pipe = r.pipeline(transaction=False)
+    for n in range(6000):
+        pipe.xadd(stream, {"k": "probe", "x": str(n)})
+    pipe.execute()
+
+    async def go() -> list[archive.ArchiveReport]:
+        client = aredis.Redis.from_url(server.url)
+        reports = await asyncio.gather(
+            *(archive.drain(client, "r1", tmp_path, chunk=500) for _ in range(3))
+        )
+        await client.aclose()
+        return list(reports)
+
+    reports = loop.run_until_complete(go())
+    assert sum(rep.entries for rep in reports) == 6000
+    rows = pl.read_parquet(tmp_path / "archive" / "r1" / "journal" / "part-*.parquet")
+    assert rows.height == 6000
+    assert sorted(rows["x"].cast(pl.Int64)) == list(range(6000))
+    assert r.xlen(stream) == 0
+    assert not r.exists(bkeys.archive_lock("r1"))
