@@ -389,6 +389,7 @@ def demo(as_json: bool, residents: int, n_sites: int, out_dir: str, seed: int) -
         "binding": "sampling.binding.bench:bench_binding_command",
         "decode": "sampling.scan.cli:bench_decode_command",
         "reconcile": "sampling.lab.bench:bench_reconcile_command",
+        "live": "sampling.live.bench:bench_live_command",
     },
 )
 def bench() -> None:
