@@ -79,7 +79,14 @@ async def _fill(url: str, data_dir: Path, ids: list[str]) -> dict[str, Any]:
     from sampling.live.archiver import archive_round
 
     svc = Services.build(
-        Settings(redis_url=url, data_dir=data_dir, secret_hex=SECRET, max_batch=10_000)
+        # A long timeout: on a shared machine a connect can wait seconds for a core.
+        Settings(
+            redis_url=url,
+            data_dir=data_dir,
+            secret_hex=SECRET,
+            max_batch=10_000,
+            redis_timeout=120.0,
+        )
     )
     await svc.rounds.create(RoundIn(id=ROUND, name="live bench", pool=10))
     for s in range(SITES):
