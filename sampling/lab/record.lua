@@ -12,7 +12,9 @@
 -- KEYS[4]  {rd:R}:orphans    HASH    tube -> packed result
 -- KEYS[5]  {rd:R}:journal    STREAM  accepted changes
 -- KEYS[6]  {rd:R}:labcount   HASH    counters
--- then four keys per result i (1-based), at KEYS[3+4i] .. KEYS[6+4i], all read only:
+-- KEYS[7]  {rd:R}:due:result ZSET    boxing's tubes awaiting a result (taken off here)
+-- KEYS[8]  {rd:R}:positive   HASH    positive pool tube -> residents:ms
+-- then four keys per result i (1-based), at KEYS[5+4i] .. KEYS[8+4i], all read only:
 --   {rd:R}:t:<tube> STRING tube record, {rd:R}:tbox:<nnn> HASH tube -> box,
 --   {rd:R}:b:<B> HASH the tube's box, {rd:R}:in:<B> HASH its lab intake
 --   (the tube key again for the last two when the tube is in no box)
@@ -67,6 +69,24 @@ local function hold(a)
   return 'held'
 end
 
+-- The live figures' counters for a newly stored result: outcomes, the re-sample
+-- orders a positive or invalid pool makes (one per resident), re-samples resulted.
+local function counted(rec, a)
+  local tube, outcome = ARGV[a], ARGV[a + 2]
+  redis.call('HINCRBY', KEYS[6], 'outcome:' .. outcome, 1)
+  redis.call('ZREM', KEYS[7], tube)
+  local hl, _, _, purpose = struct.unpack('>BBBB', rec)
+  local residents = (#rec - hl) / 12
+  if purpose == 1 then
+    redis.call('HINCRBY', KEYS[6], 'resample_resulted', residents)
+  elseif outcome == 'positive' or outcome == 'invalid' then
+    redis.call('HINCRBY', KEYS[6], 'resample_ordered', residents)
+    if outcome == 'positive' then
+      redis.call('HSET', KEYS[8], tube, residents .. ':' .. now)
+    end
+  end
+end
+
 -- Why the holder lab may not report the bound tube at ARGV[a] (keys from KEYS[k]), or nil.
 local function not_held(k, a)
   if holder == '' then return nil end
@@ -85,13 +105,14 @@ local out = {}
 local n = (#ARGV - 3) / 8
 for i = 1, n do
   local a = 4 + 8 * (i - 1)
-  local k = 3 + 4 * i
+  local k = 5 + 4 * i
   local tube, packed = ARGV[a], ARGV[a + 1]
   local status
   local home = KEYS[2]
   local kind = 'result'
   local why = nil
-  if redis.call('EXISTS', KEYS[k]) == 0 then
+  local rec = redis.call('GET', KEYS[k])
+  if not rec then
     home, kind = KEYS[4], 'result_orphan'
   else
     why = not_held(k, a)
@@ -103,6 +124,7 @@ for i = 1, n do
     hset(home, tube, packed)
     journal(kind, a)
     status = home == KEYS[2] and 'stored' or 'orphan'
+    if status == 'stored' and not dry then counted(rec, a) end
   elseif existing == packed then
     status = 'duplicate'
   else
