@@ -17,6 +17,7 @@ from sampling.api.services import Services
 from sampling.binding.routes import BindingController
 from sampling.boxing.routes import BoxingController
 from sampling.lab.routes import LabController
+from sampling.live.routes import LiveController
 from sampling.scan.routes import ScanController
 from sampling.settings import Settings
 from sampling.web import docs_plugins, routes, template_config
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             BindingController,
             BoxingController,
             LabController,
+            LiveController,
             ScanController,
             *routes(),
             *(extra_routes or []),
