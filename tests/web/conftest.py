@@ -17,10 +17,10 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,6 +34,7 @@ from sampling.settings import Settings
 from sampling.store.embedded import free_port
 from tests.conftest import Api
 
+T = TypeVar("T")
 CHROMIUM = os.environ.get("SAMPLING_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -46,6 +47,13 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 WALL = {"width": 1920, "height": 1080}
 PHONE = {"width": 360, "height": 640}
+
+
+def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``make()`` to completion from a test (Playwright's sync API keeps an event
+    loop running in the test's thread, so the coroutine gets a thread of its own)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
 
 
 class LiveServer:
@@ -96,9 +104,7 @@ class LiveApi(Api):
                 await client.aclose()
             return made.token
 
-        # Playwright's sync API keeps an event loop running in this thread.
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, make()).result()
+        return run_async(make)
 
 
 @pytest.fixture
