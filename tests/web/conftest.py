@@ -176,16 +176,16 @@ def login(live: LiveApi) -> Callable[[Page, str], None]:
     return sign_in
 
 
-def shot(page: Page, name: str) -> Path:
-    """Save a full-page PNG of ``page`` as ``docs/screenshots/NAME.png``."""
+def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """Save a PNG of ``page`` (whole, or the viewport) as ``docs/screenshots/NAME.png``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
 @pytest.fixture(name="shot")
-def shot_fixture() -> Callable[[Page, str], Path]:
+def shot_fixture() -> Callable[..., Path]:
     return shot
 
 
