@@ -448,6 +448,11 @@ def run_demo(
 
 async def _viewer(settings: Settings, port: int) -> dict[str, Any]:
     """A command-centre (viewer) token for the demo data, and where its dashboard is."""
+    from sampling.live import tables
+
+    # The live tables (coverage per street, community, grid) as of the demo's
+    # archive, as the continuous archiver writes them in `sampling serve`.
+    tables.write(settings.data_dir, ROUND, time.time())
     redis = connect(settings.redis_url)
     try:
         made = await Devices(redis).create(DeviceIn(id="demo-viewer", role="viewer"))
