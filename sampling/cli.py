@@ -143,6 +143,9 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             workers=workers or cfg.workers,
             log_level="warning",
             access_log=False,
+            # Open dashboards' event streams never end by themselves: a stop waits
+            # this long for them, then closes them.
+            timeout_graceful_shutdown=5,
         )
     finally:
         if server is not None:

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 ROUND = "demo"
+#: Seconds a stopping server waits for open requests (event streams) before ending them.
+GRACE_S = 3
 SHOW_UP = 0.88
 
 
@@ -251,7 +253,14 @@ async def _verify(settings: Settings, tally: Tally) -> tuple[int, int]:
 
 def _serve(settings: Settings, port: int) -> tuple[uvicorn.Server, threading.Thread]:
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        # An open dashboard's event stream never ends by itself: without a limit,
+        # Ctrl-C would wait for the browser to close.
+        timeout_graceful_shutdown=GRACE_S,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -204,3 +204,30 @@ def test_scanner_is_not_shown_the_dashboard(
     resp = page.goto(f"{live.url}/ui/rounds/r1")
     assert resp is not None and resp.status == 403
     assert "scanner" in page.inner_text("main")
+
+
+def test_revoked_token_sends_the_open_dashboard_to_login(
+    live: LiveApi, world: w.World, page: Page, login: Callable[..., None]
+) -> None:
+    viewer = live.device("viewer1", "viewer")
+    login(page, viewer, "/ui/rounds/r1")
+    assert page.url.endswith("/ui/rounds/r1")
+    assert live.post("/v1/devices/viewer1/revoke", live.admin, {}).status_code == 200
+    page.wait_for_url("**/ui/login?**", timeout=10_000)
+    assert "expired=1" in page.url
+
+
+def test_english_dashboard_and_landing_links(
+    live: LiveApi, world: w.World, page: Page, login: Callable[..., None]
+) -> None:
+    live.round("r2")
+    admin = live.device("admin1", "admin")
+    login(page, admin)
+    hrefs = page.locator("ul.pages a").evaluate_all("xs => xs.map(a => a.getAttribute('href'))")
+    assert {"/ui/rounds/r1", "/ui/rounds/r2"} <= set(hrefs)
+    page.click("a[href='/ui/rounds/r1']")
+    page.click("header a.lang")
+    assert page.url.endswith("/ui/rounds/r1")
+    assert page.inner_text("h1") == "Dashboard · round r1"
+    assert "Residents expected" in page.inner_text("main")
+    shot(page, "dashboard-en")

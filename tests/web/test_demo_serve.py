@@ -66,12 +66,13 @@ def test_demo_serves_its_dashboard_until_interrupted(browser: Browser, tmp_path:
         assert page.locator("table.coverage[data-level=street] tbody tr").count() > 0
         page.wait_for_timeout(800)
         shot(page, "dashboard-demo")
-        context.close()
-        assert seen.foreign(summary["dashboard_url"]) == []
-        # Still serving until interrupted; Ctrl-C ends it cleanly.
+        # Still serving until interrupted; Ctrl-C ends it cleanly, even with the
+        # dashboard still open on its event stream.
         assert proc.poll() is None
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
+        context.close()
+        assert seen.foreign(summary["dashboard_url"]) == []
     finally:
         if proc.poll() is None:
             proc.kill()
