@@ -232,6 +232,7 @@ def test_english_dashboard_and_landing_links(
     login(page, admin)
     hrefs = page.locator("ul.pages a").evaluate_all("xs => xs.map(a => a.getAttribute('href'))")
     assert {"/ui/rounds/r1", "/ui/rounds/r2"} <= set(hrefs)
+    shot(page, "home")
     page.click("a[href='/ui/rounds/r1']")
     page.click("header a.lang")
     assert page.url.endswith("/ui/rounds/r1")
