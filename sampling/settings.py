@@ -59,6 +59,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: The district's time zone (IANA name): every time shown to a person, in
     #: pages, CLI output and files, is in this zone (``sampling.localtime``).
     tz: str = "Asia/Shanghai"
+    #: Seconds a handheld's clock may run ahead of the server's (or behind the
+    #: round's opening) before its operation times are not trusted.
+    clock_skew: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +117,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_body=int(number("MAX_BODY", 2_000_000, int)),
             max_inflight=int(number("MAX_INFLIGHT", 256, int)),
             tz=tz,
+            clock_skew=float(number("CLOCK_SKEW", 300.0, float)),
         )
 
     def secret(self) -> bytes:

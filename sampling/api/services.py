@@ -57,6 +57,8 @@ class Services:
                 max_batch=settings.max_batch,
                 waitaof=settings.durability == "waitaof",
                 lane=lane,
+                clock_skew=settings.clock_skew,
+                tz=settings.tz,
             ),
             boxer=Boxer(
                 redis,

@@ -54,7 +54,7 @@ class BindingController(Controller):
         """Open a new tube at the device's site (pool size 1, 5, 10, 20; default the round's)."""
         device, binder = _ctx(request)
         return await binder.open(
-            device, round_id, data.tube, data.seq, data.op, data.capacity, data.purpose
+            device, round_id, data.tube, data.seq, data.op, data.capacity, data.purpose, data.at
         )
 
     @post("/tubes/{tube:str}/scans", operation_id="scanResident", opt=_HOT, status_code=200)
@@ -67,7 +67,7 @@ class BindingController(Controller):
     ) -> OpResult:
         """Bind a resident to the tube; the tube closes itself when full."""
         device, binder = _ctx(request)
-        return await binder.scan(device, round_id, tube, data.seq, data.op, data.resident)
+        return await binder.scan(device, round_id, tube, data.seq, data.op, data.resident, data.at)
 
     @post("/tubes/{tube:str}/undo", operation_id="undoScan", opt=_HOT, status_code=200)
     async def undo(
@@ -79,7 +79,7 @@ class BindingController(Controller):
     ) -> OpResult:
         """Undo the tube's last scan (a misread), reopening the tube if it had closed."""
         device, binder = _ctx(request)
-        return await binder.undo(device, round_id, tube, data.seq, data.op, data.resident)
+        return await binder.undo(device, round_id, tube, data.seq, data.op, data.resident, data.at)
 
     @post("/tubes/{tube:str}/close", operation_id="closeTube", opt=_HOT, status_code=200)
     async def close(
@@ -91,7 +91,7 @@ class BindingController(Controller):
     ) -> OpResult:
         """Close a tube by hand (the queue ran out before it was full)."""
         device, binder = _ctx(request)
-        return await binder.close(device, round_id, tube, data.seq, data.op)
+        return await binder.close(device, round_id, tube, data.seq, data.op, data.at)
 
     @post("/batches", operation_id="uploadBatch", opt=_HOT, status_code=200)
     async def batch(
