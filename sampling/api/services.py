@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sampling.auth.devices import Devices, RevokedFanout
+from sampling.auth.pairing import Pairing
 from sampling.binding.rounds import Rounds, Sites
 from sampling.binding.service import Binder
 from sampling.boxing.config import BoxingConfig
@@ -26,6 +27,7 @@ class Services:
     redis: AnyRedis
     hasher: ResidentHasher
     devices: Devices
+    pairing: Pairing
     rounds: Rounds
     sites: Sites
     binder: Binder
@@ -36,6 +38,7 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         redis = from_settings(settings)
         hasher = ResidentHasher(settings.secret())
+        devices = Devices(redis, RevokedFanout(redis))
         rounds, sites = Rounds(redis), Sites(redis)
         url = settings.redis_url
         # The multiplexed lane serves a single server; a cluster routes by slot.
@@ -46,7 +49,8 @@ class Services:
             settings=settings,
             redis=redis,
             hasher=hasher,
-            devices=Devices(redis, RevokedFanout(redis)),
+            devices=devices,
+            pairing=Pairing(redis, devices),
             rounds=rounds,
             sites=sites,
             binder=Binder(

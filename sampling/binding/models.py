@@ -141,6 +141,21 @@ class BatchResult(Base, frozen=True):
     gaps: list[tuple[int, int]]
 
 
+class DeviceProgress(Base, frozen=True):
+    """Where a device's sequence numbers stand in a round, as the server has seen them.
+
+    A handheld that lost its local counter (new browser profile, cleared storage)
+    starts again above ``highest``, so it never reuses a number the server has.
+    """
+
+    device: str
+    round: str
+    #: The highest sequence number with an op record; 0 when none.
+    highest: int
+    #: Unused numbers below ``highest`` (first, last), the latest hundred runs.
+    gaps: list[tuple[int, int]]
+
+
 class TubeMember(Base, frozen=True):
     #: First 8 hex digits of the resident's keyed hash: enough to tell scans apart.
     ref: str

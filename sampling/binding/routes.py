@@ -19,6 +19,7 @@ from sampling.binding.models import (
     Batch,
     BatchResult,
     CloseTube,
+    DeviceProgress,
     OpenTube,
     OpResult,
     RiskUpdate,
@@ -103,6 +104,14 @@ class BindingController(Controller):
         """Upload operations a handheld queued offline; each applies once, in order."""
         device, binder = _ctx(request)
         return await binder.batch(device, round_id, data)
+
+    @get("/seq", operation_id="deviceProgress", opt={"roles": ("scanner", "admin")})
+    async def progress(
+        self, round_id: FromPath[str], request: Request[Any, Any, Any]
+    ) -> DeviceProgress:
+        """The calling device's highest sequence number in the round, and its gaps."""
+        device, binder = _ctx(request)
+        return await binder.progress(round_id, device.id)
 
     @get(
         "/tubes/{tube:str}",

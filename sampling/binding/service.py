@@ -28,6 +28,7 @@ from sampling.binding.models import (
     BatchOp,
     BatchResult,
     Clock,
+    DeviceProgress,
     OpResult,
     Purpose,
     RiskUpdate,
@@ -224,6 +225,8 @@ class Binder:
     async def _single(self, device: Device, round_id: str, item: _Op) -> OpResult:
         (result,) = await self._apply(device, round_id, [item])
         if result.status != "ok":
+            # The clock is named only when the device sent a time.
+            clock = {} if result.clock == "server" else {"clock": result.clock}
             raise Refusal(
                 result.status,
                 result.message,
@@ -231,7 +234,7 @@ class Binder:
                 tube=result.tube,
                 seq=result.seq,
                 count=result.count,
-                clock=result.clock,
+                **clock,
             )
         return result
 
@@ -262,6 +265,16 @@ class Binder:
         gaps = await self.gaps(round_id, device.id)
         return BatchResult(
             results=results, applied=len(results) - refused, refused=refused, gaps=gaps
+        )
+
+    async def progress(self, round_id: str, device_id: str) -> DeviceProgress:
+        await self._round(round_id)  # RoundNotFound for an unknown round
+        highest = await self._redis.strlen(keys.oplog(round_id, device_id)) // 8
+        return DeviceProgress(
+            device=device_id,
+            round=round_id,
+            highest=highest,
+            gaps=await self.gaps(round_id, device_id),
         )
 
     async def gaps(

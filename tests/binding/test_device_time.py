@@ -174,3 +174,13 @@ def test_device_time_is_bounded(api: Api, tok: str) -> None:
     for name in ("OpenTube", "Scan", "Undo", "CloseTube", "BatchOp"):
         assert "not trusted" in schema[name]["properties"]["at"]["description"], name
     assert "untrusted" in str(schema["OpResult"]["properties"]["clock"])
+
+
+def test_device_progress(api: Api, tok: str) -> None:
+    ops = [{"op": "b1", "seq": 1, "kind": "open", "tube": tube(1)}]
+    ops.append({"op": "b4", "seq": 4, "kind": "scan", "tube": tube(1), "resident": resident(1)})
+    assert api.post("/v1/rounds/r1/batches", tok, {"ops": ops}).status_code == 200
+    got = api.get("/v1/rounds/r1/seq", tok)
+    assert got.status_code == 200, got.text
+    assert got.json() == {"device": "d1", "round": "r1", "highest": 4, "gaps": [[2, 3]]}
+    assert api.get("/v1/rounds/r9/seq", tok).status_code == 404

@@ -24,8 +24,9 @@ from sampling.store.embedded import EmbeddedServer
 from tests.binding import snapshot
 from tests.conftest import SECRET, Api, resident, tube
 
-#: Routes anyone may call: liveness, readiness and the API's own documentation.
-PUBLIC = re.compile(r"^/(healthz|readyz|docs(/.*)?)$")
+#: Routes anyone may call: liveness, readiness, the API's own documentation, and
+#: the pairing exchange (a handheld has no token before it; rate limited).
+PUBLIC = re.compile(r"^/(healthz|readyz|docs(/.*)?|v1/pair)$")
 #: What a refusal body may hold: the problem fields and the names of what was refused.
 REFUSAL_FIELDS = {
     "type",
