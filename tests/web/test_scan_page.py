@@ -6,8 +6,6 @@ its IndexedDB (``server_matches``).
 
 from __future__ import annotations
 
-import io
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from playwright.sync_api import Browser
 
 from sampling import codes
 from sampling.binding import keys
+from sampling.scan import typed
 from sampling.settings import Settings
 from tests.conftest import resident, tube
 from tests.web.conftest import LiveApi, Requests, eventually, shot
@@ -86,3 +85,160 @@ def test_full_tube_online(
     assert server_matches(r, settings, ops) == 5
     rec_tube = r.get(keys.tube("r1", tube(1)))
     assert rec_tube is not None and rec_tube[1] == 1  # closed when full
+
+
+def _sw_ready(h: Handheld) -> None:
+    h.page.wait_for_function("navigator.serviceWorker.controller !== null", timeout=15_000)
+
+
+def test_offline_three_tubes_reload_then_drain(
+    handhelds: Callable[[str], Handheld], r: redis.Redis, settings: Settings
+) -> None:
+    h = handhelds("h1")
+    page = h.page
+    _sw_ready(h)
+    h.offline()
+    eventually(lambda: "离线" in page.inner_text("#net"))
+    for t in range(3):
+        h.scan(tube(10 + t), "0/10")
+        for n in range(10 if t < 2 else 5):
+            h.scan(resident(100 + 10 * t + n))
+    assert page.inner_text("#count") == "5/10"
+    page.click("#close")
+    eventually(lambda: h.waiting() == 3 + 25 + 1)
+    shot(page, "handheld-offline-queue")
+    before = h.ops()
+
+    # Reloaded with no network: the service worker serves the page; the queue is intact.
+    response = page.reload()
+    assert response is not None and response.from_service_worker
+    h.ready()
+    assert h.waiting() == 29
+    assert h.ops() == before
+    assert page.inner_text("#count") == "5/10"
+    assert r.get(keys.tube("r1", tube(10))) is None  # nothing reached the server
+
+    h.offline(False)
+    h.drained()
+    ops = h.ops()
+    assert all(o["state"] == "done" for o in ops), [o for o in ops if o["state"] != "done"]
+    assert server_matches(r, settings, ops) == 25
+    # Each scan bound exactly once, with the device's time of the scan.
+    scans = [e for _, e in r.xrange(keys.journal("r1")) if e[b"k"] == b"scan"]
+    assert len(scans) == 25
+    page_times = sorted(int(o["at"] * 1000) for o in ops if o["kind"] == "scan")
+    assert sorted(int(e[b"at"]) for e in scans) == page_times
+    assert all(o["sentAt"] > o["at"] for o in ops)
+    shot(page, "handheld-drained")
+
+
+def test_same_resident_on_two_offline_handhelds(
+    handhelds: Callable[[str], Handheld], r: redis.Redis, settings: Settings
+) -> None:
+    a, b = handhelds("h1"), handhelds("h2")
+    for h, t in ((a, tube(1)), (b, tube(2))):
+        h.offline()
+        h.scan(t, "0/10")
+        h.scan(resident(7), "1/10")
+    a.offline(False)
+    a.drained()
+    b.offline(False)
+    b.drained()
+    page = b.page
+    eventually(lambda: page.inner_text("#attention-count") == "1")
+    message = page.inner_text("#attention .a-msg")
+    scanned_at = next(o["at"] for o in a.ops() if o["kind"] == "scan")
+    from sampling import localtime
+
+    assert f"in tube {tube(1)} at Point S1" in message
+    assert f"at {localtime.hm(scanned_at)}" in message
+    assert "不要重复采样" in page.inner_text("#attention .a-next")
+    eventually(lambda: page.inner_text("#count") == "0/10")
+    shot(page, "handheld-two-devices-refusal")
+    assert server_matches(r, settings, a.ops(), alone=False) == 1
+    assert server_matches(r, settings, b.ops(), alone=False) == 0
+    assert r.hget(keys.count("r1"), "bound") == b"1"
+    # The sampler works through the list: done, and it is gone.
+    page.click("#attention button")
+    eventually(lambda: page.is_hidden("#attention-box"))
+
+
+def test_typed_code_with_one_wrong_digit(
+    handhelds: Callable[[str], Handheld], r: redis.Redis, settings: Settings
+) -> None:
+    h = handhelds("h1")
+    page = h.page
+    h.scan(tube(1), "0/10")
+    right = resident(42)
+    wrong = right[:5] + str((int(right[5]) + 1) % 10) + right[6:]
+    assert not codes.is_valid(wrong)
+    h.type(wrong)
+    page.wait_for_selector("#choices:not([hidden])")
+    offered = page.locator("#choices .choice").all_inner_texts()
+    assert right in offered
+    assert offered == list(typed.candidates(wrong))  # the service's candidates
+    assert page.inner_text("#count") == "0/10"  # nothing was sent
+    shot(page, "handheld-typed-candidates")
+    page.click(f"#choices .choice:text-is('{right}')")
+    eventually(lambda: page.inner_text("#count") == "1/10")
+    # Offline, the page computes the same candidates itself.
+    h.offline()
+    wrong2 = resident(43)[:-1] + ("0" if resident(43)[-1] != "0" else "1")
+    h.type(wrong2)
+    page.wait_for_selector("#choices:not([hidden])")
+    assert page.locator("#choices .choice").all_inner_texts() == list(typed.candidates(wrong2))
+    h.offline(False)
+    h.drained()
+    assert server_matches(r, settings, h.ops()) == 1
+
+
+def _decodable_glare(kind: codes.CodeKind, text: str, tmp: Path, frames: int = 1) -> list[Path]:
+    """Glared photos of ``text`` the service can read (the first of a few seeds)."""
+    import cv2
+    import numpy as np
+
+    from sampling.scan import frames as multi
+    from sampling.scan import pipeline, synth
+
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        if frames == 1:
+            shots = [synth.photo(text, kind, "glare_medium", rng)]
+            read = pipeline.decode(shots[0])
+        else:
+            shots = synth.frames(text, kind, "glare_strong", frames, rng)
+            read = multi.decode_frames(shots)
+        if any(c.valid and c.text == text for c in read.codes):
+            paths = []
+            for i, img in enumerate(shots):
+                path = tmp / f"photo-{seed}-{i}.jpg"
+                cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+                paths.append(path)
+            return paths
+    raise AssertionError("no decodable glared photo in 20 seeds")
+
+
+def test_glared_photo_through_the_camera_path(
+    handhelds: Callable[[str], Handheld], r: redis.Redis, settings: Settings, tmp_path: Path
+) -> None:
+    h = handhelds("h1")
+    page = h.page
+    h.scan(tube(1), "0/10")
+    who = resident(5)
+    page.set_input_files(
+        "#photo", [str(p) for p in _decodable_glare(codes.CodeKind.RESIDENT, who, tmp_path)]
+    )
+    page.wait_for_selector("#choices:not([hidden])", timeout=30_000)
+    assert who in page.inner_text("#choices")
+    shot(page, "handheld-photo-confirm")
+    page.click("#choices .choice.confirm")
+    eventually(lambda: page.inner_text("#count") == "1/10")
+    # Several frames of one label: decoded together.
+    who2 = resident(6)
+    files = _decodable_glare(codes.CodeKind.RESIDENT, who2, tmp_path, frames=3)
+    page.set_input_files("#photo", [str(p) for p in files])
+    page.wait_for_selector(f"#choices:not([hidden]):has-text('{who2}')", timeout=30_000)
+    page.click("#choices .choice.confirm")
+    eventually(lambda: page.inner_text("#count") == "2/10")
+    h.drained()
+    assert server_matches(r, settings, h.ops()) == 2
