@@ -327,7 +327,7 @@ def device_pair(device_id: str, svg: str | None) -> None:
         made = await svc.pairing.create(device_id)
         tz = svc.settings.tz
         await svc.close()
-        qr = segno.make(made.code, error="m")
+        qr = segno.make_qr(made.code, error="m")
         qr.terminal(compact=True)
         if svg:
             qr.save(svg, kind="svg", scale=8, border=2)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from sampling import codes
 from sampling.binding import keys
@@ -242,3 +242,60 @@ def test_glared_photo_through_the_camera_path(
     eventually(lambda: page.inner_text("#count") == "2/10")
     h.drained()
     assert server_matches(r, settings, h.ops()) == 2
+
+
+def test_admin_pairs_a_handheld_by_qr_code(
+    browser: Browser,
+    live: LiveApi,
+    page: Page,
+    login: Callable[..., None],
+    r: redis.Redis,
+    requests_seen: Requests,
+) -> None:
+    live.site("S1")
+    live.device("h9", site="S1")
+    login(page, live.admin, "/ui/pair")
+    page.select_option("#device", "h9")
+    page.click("text=生成配对码")
+    page.wait_for_selector("#pair-code")
+    code = page.inner_text("#pair-code")
+    assert page.locator(".qr svg").count() == 1
+    shot(page, "pair-admin")
+    # The QR code on the screen reads back as the code (what the handheld's scanner types).
+    import cv2
+    import numpy as np
+
+    from sampling.scan import pipeline
+
+    pixels = cv2.imdecode(
+        np.frombuffer(page.locator(".qr").screenshot(), np.uint8), cv2.IMREAD_GRAYSCALE
+    )
+    assert code in [c.text for c in pipeline.decode(pixels).codes]
+    # The code is kept hashed, never as text.
+    assert all(code.replace("-", "") not in k.decode() for k in r.keys("*"))
+
+    h = Handheld(browser, live.url, requests_seen.urls)
+    try:
+        h.page.goto(f"{live.url}/ui/scan")  # not signed in: sent to pairing
+        assert h.page.url.endswith("/ui/scan/pair")
+        h.page.fill("#code", "ABCDE-FGHJK")
+        h.page.click("form[action='/ui/scan/pair'] button[type=submit]")
+        assert "配对失败" in h.page.inner_text("[role=alert]")
+        shot(h.page, "handheld-pair-failed")
+        h.page.fill("#code", code)
+        h.page.click("form[action='/ui/scan/pair'] button[type=submit]")
+        h.ready()
+        assert "h9" in h.page.inner_text("header")
+        token = next(c for c in h.context.cookies() if c["name"] == "sampling_token")
+        assert token["httpOnly"] and token["value"].startswith("h9.")
+        assert all(token["value"] not in u for u in requests_seen.urls)
+        assert h.page.evaluate("document.cookie").find(token["value"]) == -1
+        # Used once: a second handheld cannot pair with it.
+        other = Handheld(browser, live.url, requests_seen.urls)
+        other.page.goto(f"{live.url}/ui/scan/pair")
+        other.page.fill("#code", code)
+        other.page.click("form[action='/ui/scan/pair'] button[type=submit]")
+        assert "/ui/scan/pair" in other.page.url
+        other.close()
+    finally:
+        h.close()

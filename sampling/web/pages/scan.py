@@ -68,6 +68,15 @@ i18n.register(
         },
         "scan.pair.submit": {"zh": "配对", "en": "Pair"},
         "scan.pair.failed": {"zh": "配对失败：{reason}", "en": "Pairing failed: {reason}"},
+        "scan.pair.pairing_failed": {
+            "zh": "配对码无效、已用过或已过期（10 分钟内有效，仅一次）。请管理员重新生成。",
+            "en": "This code is unknown, used or expired (10 minutes, once): ask the admin "
+            "for a new one.",
+        },
+        "scan.pair.bad_input": {
+            "zh": "配对码是 10 位字母和数字，如 ABCDE-FGHJK。请重新输入或扫码。",
+            "en": "A pairing code has 10 letters and digits, like ABCDE-FGHJK: type it again.",
+        },
         "pair.title": {"zh": "配对手持机", "en": "Pair a handheld"},
         "pair.device": {"zh": "设备", "en": "Device"},
         "pair.make": {"zh": "生成配对码", "en": "Make a pairing code"},
@@ -208,7 +217,9 @@ async def pair_exchange(
         pair_limiter(request).take(client_key(request))
         made = await request.app.state.services.pairing.exchange(data.code)
     except SamplingError as exc:
-        error = i18n.text("scan.pair.failed", lang(request), reason=exc.message)
+        key = f"scan.pair.{exc.code}"
+        reason = i18n.text(key, lang(request)) if key in i18n.CATALOGUE else exc.message
+        error = i18n.text("scan.pair.failed", lang(request), reason=reason)
         return render(request, "scan_pair.html", status=exc.status, error=error)
     keep = KEEP_SECONDS
     if made.device.expires_at:
@@ -237,7 +248,7 @@ async def admin_make_code(
     data: Annotated[MakeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Any:
     made = await request.app.state.services.pairing.create(data.device)
-    qr = segno.make(made.code, error="m").svg_inline(scale=8, border=2, dark="#000")
+    qr = segno.make_qr(made.code, error="m").svg_inline(scale=8, border=4, omitsize=True)
     until = localtime.hm(made.expires_at, tz(request))
     return render(request, "pair_code.html", made=made, qr=qr, until=until)
 
