@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright
 
 from sampling import codes
 from sampling.binding import keys
@@ -299,3 +299,82 @@ def test_admin_pairs_a_handheld_by_qr_code(
         other.close()
     finally:
         h.close()
+
+
+def test_sequence_numbers_survive_a_new_profile(
+    handhelds: Callable[[str], Handheld],
+    browser: Browser,
+    live: LiveApi,
+    requests_seen: Requests,
+    r: redis.Redis,
+    settings: Settings,
+) -> None:
+    """A handheld paired again in an empty browser never reuses a number the server saw."""
+    a = handhelds("h1")
+    a.scan(tube(1), "0/10")
+    a.scan(resident(1), "1/10")
+    a.scan(resident(2), "2/10")
+    a.drained()
+    b = Handheld(browser, live.url, requests_seen.urls)  # no IndexedDB of its own
+    try:
+        b.pair(live, "h1")
+        b.scan(tube(2), "0/10")
+        b.scan(resident(3), "1/10")
+        b.drained()
+        assert [o["seq"] for o in b.ops()] == [4, 5]
+        assert all(o["state"] == "done" for o in b.ops())
+        assert server_matches(r, settings, a.ops() + b.ops()) == 3
+    finally:
+        b.close()
+
+
+def test_queue_survives_a_browser_restart(
+    playwright: Playwright, live: LiveApi, r: redis.Redis, settings: Settings, tmp_path: Path
+) -> None:
+    """Offline scans, the browser closed and started again on its profile, then drained."""
+    from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE
+
+    live.round("r1", pool=10)
+    live.site("S1")
+    live.device("h1", site="S1")
+    profile = tmp_path / "profile"
+
+    def launch() -> BrowserContext:
+        return playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_ARGS,
+            viewport=PHONE,
+            locale="zh-CN",
+            base_url=live.url,
+        )
+
+    context = launch()
+    page = context.pages[0] if context.pages else context.new_page()
+    made = live.post("/v1/devices/h1/pairing", live.admin, {}).json()
+    page.goto(f"{live.url}/ui/scan/pair")
+    page.fill("#code", made["code"])
+    page.click("form[action='/ui/scan/pair'] button[type=submit]")
+    page.wait_for_selector("body[data-ready='1']")
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    context.set_offline(True)
+    for code in [tube(1), resident(1), resident(2), resident(3)]:
+        page.keyboard.type(code)
+        page.keyboard.press("Enter")
+        page.wait_for_function("document.getElementById('waiting').textContent !== '0'")
+    eventually(lambda: page.inner_text("#waiting") == "4")
+    queued = page.evaluate("handheld.ops()")
+    context.close()  # the browser is gone; only the profile on disk remains
+
+    context = launch()
+    try:
+        page = context.pages[0] if context.pages else context.new_page()
+        page.goto(f"{live.url}/ui/scan")
+        page.wait_for_selector("body[data-ready='1']")
+        assert page.inner_text("#count") == "3/10"
+        eventually(lambda: page.inner_text("#waiting") == "0", timeout=30)
+        ops = page.evaluate("handheld.ops()")
+        assert sorted(o["op"] for o in ops) == sorted(o["op"] for o in queued)
+        assert server_matches(r, settings, ops) == 3
+    finally:
+        context.close()

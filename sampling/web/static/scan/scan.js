@@ -33,7 +33,8 @@
       req.onupgradeneeded = () => {
         const d = req.result;
         const ops = d.createObjectStore("ops", { keyPath: "k" });
-        ops.createIndex("state", "state");
+        // [device, state]: a paired-again browser keeps the old device's ops apart.
+        ops.createIndex("dev_state", ["device", "state"]);
         d.createObjectStore("meta", { keyPath: "k" });
       };
       req.onsuccess = () => resolve(req.result);
@@ -63,9 +64,15 @@
     tx.objectStore("meta").put({ k, v });
     await done(tx);
   }
-  async function opsIn(state) {
-    const rows = await got(db.transaction("ops").objectStore("ops").index("state").getAll(state));
-    return rows.filter((o) => o.device === DEV).sort((a, b) => (a.k < b.k ? -1 : 1));
+  // Keys sort as "device|round|seq": sequence order within a round.
+  const byState = (state) => IDBKeyRange.only([DEV, state]);
+  async function opsIn(state, limit) {
+    const index = db.transaction("ops").objectStore("ops").index("dev_state");
+    const rows = await got(index.getAll(byState(state), limit));
+    return rows.sort((a, b) => (a.k < b.k ? -1 : 1));
+  }
+  async function countIn(state) {
+    return got(db.transaction("ops").objectStore("ops").index("dev_state").count(byState(state)));
   }
 
   function opId() {
@@ -197,8 +204,11 @@
     else if (kind === "box") showRefusal("box", say("is_box"));
     render();
     window.lastShown = performance.now();
+    if (window.lastEnter) timings.push(window.lastShown - window.lastEnter);
     await refreshCounts();
-    flush();
+    // Offline for sure: the 'online' event starts the upload; a network that is
+    // down while the browser thinks it is up fails the fetch and backs off.
+    if (navigator.onLine) flush();
   }
 
   async function typed(text) {
@@ -226,6 +236,8 @@
     }
   }
 
+  const timings = []; // ms from Enter to the count shown, per entry
+
   // -- the sender -----------------------------------------------------------------
   async function call(method, path, body, extra) {
     const headers = { Accept: "application/json", "X-CSRF-Token": csrfToken() };
@@ -248,6 +260,7 @@
   }
 
   let flushing = false;
+  const drains = []; // {ms, batches} of each upload that emptied the queue
   let retryTimer = null;
   let backoff = 500;
   let limit = cfg.maxBatch;
@@ -313,9 +326,16 @@
     flushing = true;
     clearTimeout(retryTimer);
     try {
+      let started = 0;
+      let batches = 0;
       for (;;) {
-        const queued = await opsIn("queued");
-        if (!queued.length) break;
+        // Index order is key order ("device|round|seq"), so the first ones are the oldest.
+        const queued = await opsIn("queued", limit);
+        if (!queued.length) {
+          if (started) drains.push({ ms: performance.now() - started, batches });
+          break;
+        }
+        if (!started) started = performance.now();
         const round = queued[0].round;
         const batch = [];
         for (const o of queued) {
@@ -346,6 +366,7 @@
         }
         limit = cfg.maxBatch;
         backoff = 500;
+        batches += 1;
         setOnline(true);
         await answered(batch, answer.results);
         await refreshCounts();
@@ -369,8 +390,7 @@
   }
 
   async function refreshCounts() {
-    const queued = await opsIn("queued");
-    $("waiting").textContent = String(queued.length);
+    $("waiting").textContent = String(await countIn("queued"));
     const last = await metaGet(`last|${DEV}`);
     if (last) $("last-upload").textContent = clockFmt.format(new Date(last * 1000));
     const refused = await opsIn("refused");
@@ -546,6 +566,9 @@
     },
     flush,
     state,
+    drains,
+    timings,
+    enter: (text) => typed(text),
   };
 
   if ("serviceWorker" in navigator) {
