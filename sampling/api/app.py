@@ -12,6 +12,7 @@ from sampling.api.admin import AdminController
 from sampling.api.auth import auth_middleware
 from sampling.api.health import health, ready
 from sampling.api.limits import DeviceLimiter, Gate, admission
+from sampling.api.openapi import document
 from sampling.api.pairing import PairingController
 from sampling.api.problems import HANDLERS
 from sampling.api.services import Services
@@ -32,6 +33,8 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
         app.state.services = Services.build(settings)
         app.state.limiter = DeviceLimiter(settings.device_rate)
         app.state.gate = gate
+        # Roles, problem responses and strict bodies in /docs (built once, here).
+        document(app)
 
     async def shutdown(app: Litestar) -> None:
         services = getattr(app.state, "services", None)
