@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import redis
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from sampling.auth import keys
 from sampling.auth.pairing import PAIRING_TTL, normalize
@@ -100,14 +101,19 @@ def test_cli_pair(
     monkeypatch.setenv("SAMPLING_DATA_DIR", str(tmp_path))
     from sampling.cli import main
 
+    def invoke(*args: str) -> Result:
+        # In its own thread: a Playwright session in this process keeps a loop running here.
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(CliRunner().invoke, main, list(args)).result()
+
     svg = tmp_path / "qr.svg"
-    got = CliRunner().invoke(main, ["device", "pair", "d1", "--svg", str(svg)])
+    got = invoke("device", "pair", "d1", "--svg", str(svg))
     assert got.exit_code == 0, got.output
     code = got.output.strip().splitlines()[-1]
     assert re.fullmatch(r"[0-9A-Z]{5}-[0-9A-Z]{5}", code)
     assert svg.read_text().startswith("<?xml")
     assert pair(api, code).status_code == 200
-    missing = CliRunner().invoke(main, ["device", "pair", "nobody"])
+    missing = invoke("device", "pair", "nobody")
     assert missing.exit_code != 0
     assert "no device nobody" in missing.output
 

@@ -85,6 +85,13 @@ def test_full_tube_online(
     assert server_matches(r, settings, ops) == 5
     rec_tube = r.get(keys.tube("r1", tube(1)))
     assert rec_tube is not None and rec_tube[1] == 1  # closed when full
+    # English on the header's switch; the tube in hand and the list stay.
+    page.click("header a.lang")
+    h.ready()
+    assert "Scan the resident" in page.inner_text("#prompt")
+    assert page.inner_text("#count") == "0/5"
+    assert "Needs attention" in page.inner_text("#attention-box")
+    shot(page, "handheld-scan-en")
 
 
 def _sw_ready(h: Handheld) -> None:

@@ -126,7 +126,8 @@
   function showRefusal(status, message) {
     const box = $("refusal");
     box.hidden = false;
-    box.querySelector(".r-head").textContent = say("refused") + " · " + status;
+    box.querySelector(".r-head").textContent =
+      say("refused") + " · " + (words["title_" + status] || status);
     box.querySelector(".r-msg").textContent = message;
     box.querySelector(".r-next").textContent = words["next_" + status] || say("next_default");
   }
@@ -404,7 +405,8 @@
       li.dataset.op = o.op;
       const what = document.createElement("p");
       what.className = "a-what";
-      what.textContent = `#${o.seq} ${o.kind} ${o.tube}${o.resident ? " · " + o.resident : ""}`;
+      what.textContent = `${words["title_" + o.status] || o.status} · #${o.seq} ${o.kind} ` +
+        `${o.tube}${o.resident ? " · " + o.resident : ""}`;
       const msg = document.createElement("p");
       msg.className = "a-msg";
       msg.textContent = o.message;
