@@ -292,7 +292,8 @@ def test_admin_pairs_a_handheld_by_qr_code(
         h.page.fill("#code", code)
         h.page.click("form[action='/ui/scan/pair'] button[type=submit]")
         h.ready()
-        assert "h9" in h.page.inner_text("header")
+        config = "JSON.parse(document.getElementById('scan-config').textContent)"
+        assert h.page.evaluate(config)["device"] == "h9"
         token = next(c for c in h.context.cookies() if c["name"] == "sampling_token")
         assert token["httpOnly"] and token["value"].startswith("h9.")
         assert all(token["value"] not in u for u in requests_seen.urls)
