@@ -427,7 +427,10 @@ def run_demo(
     with EmbeddedServer(data_dir / "valkey") as valkey:
         # The demo plays a day in seconds: per-device rate limits set for people
         # scanning by hand would throttle its simulated devices.
-        settings = Settings(redis_url=valkey.url, data_dir=data_dir, device_rate=100_000.0)
+        # With --serve the archiver keeps the dashboard's coverage current afterwards.
+        settings = Settings(
+            redis_url=valkey.url, data_dir=data_dir, device_rate=100_000.0, archiver=serve
+        )
         settings.secret()
         dist = district(residents, n_sites, seed)
         server, thread = _serve(settings, port)

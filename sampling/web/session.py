@@ -20,6 +20,7 @@ from __future__ import annotations
 import secrets
 import time
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
@@ -142,7 +143,7 @@ def unauthenticated(request: Request[Any, Any, Any], exc: AuthError) -> Response
     if request.url.path.startswith("/ui/scan"):
         # A handheld signs in by pairing, not by pasting a token.
         return signed_out(Redirect("/ui/scan/pair", status_code=303))
-    target = f"{LOGIN_URL}?next={request.url.path}" + ("&expired=1" if had else "")
+    target = f"{LOGIN_URL}?next={quote(request.url.path)}" + ("&expired=1" if had else "")
     return signed_out(Redirect(target, status_code=303))
 
 

@@ -69,6 +69,9 @@ def test_online_ops_keep_the_device_time(api: Api, tok: str, r: redis.Redis) -> 
         str((t0 + 60 * (n + 1)) * 1000) for n in range(5)
     ] + [str((t0 + 300) * 1000)]
     assert all("clk" not in e for e in entries)
+    # Scans per minute count each scan in the minute it was taken.
+    spm = {int(k): int(v) for k, v in r.hgetall(keys.scans_per_minute("r1")).items()}
+    assert spm == {t - t % 60: 1 for t in (t0 + 60 * (n + 1) for n in range(5))}
 
     # "where and when": the refusal names the device's time, in the district's zone.
     t2 = time.time() - HOURS

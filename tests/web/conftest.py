@@ -4,7 +4,7 @@
   port, on the session's embedded Valkey (flushed around each test), with an
   admin token and the same helpers as the ``api`` fixture (``device``, ``round``,
   ``site``, ``open``, ``scan``) speaking real HTTP.
-- ``browser``: one chromium for the session; ``page``: a fresh context per test
+- ``browser``: one chromium for the tests of this package; ``page``: a fresh context per test
   (wall-screen size, Chinese), which records every request the page makes and
   fails the test if one goes to any host but the server (offline-safe).
 - ``login(page, token)``: signs the page in through the login form.
@@ -124,13 +124,15 @@ def live(r: redis.Redis, settings: Settings) -> Iterator[LiveApi]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running
+# in the main thread while it is started, and tests elsewhere call asyncio.run().
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no chromium at {CHROMIUM}: run ./dev (it installs Debian's chromium)")
