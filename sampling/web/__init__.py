@@ -14,10 +14,10 @@ from litestar.static_files import create_static_files_router
 
 from sampling.web import session
 from sampling.web.layer import STATIC, STATIC_URL, template_config
-from sampling.web.pages import dashboard, grid, home, timeline
+from sampling.web.pages import dashboard, grid, home, scan, timeline
 
 #: Every page module; each exports ``ROUTES`` (handlers with full ``/ui/...`` paths).
-PAGES: list[Any] = [session, dashboard, timeline, grid]
+PAGES: list[Any] = [session, dashboard, timeline, grid, scan]
 
 
 def routes() -> list[Any]:
