@@ -17,6 +17,8 @@ from sampling.api.problems import HANDLERS
 from sampling.api.services import Services
 from sampling.binding.routes import BindingController
 from sampling.boxing.routes import BoxingController
+from sampling.lab.door_routes import DoorController
+from sampling.lab.review_routes import ReviewController
 from sampling.lab.routes import LabController
 from sampling.scan.routes import ScanController
 from sampling.settings import Settings
@@ -44,6 +46,8 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             BindingController,
             BoxingController,
             LabController,
+            ReviewController,
+            DoorController,
             ScanController,
             *(extra_routes or []),
         ],

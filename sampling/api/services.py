@@ -10,7 +10,9 @@ from sampling.binding.rounds import Rounds, Sites
 from sampling.binding.service import Binder
 from sampling.boxing.config import BoxingConfig
 from sampling.boxing.service import Boxer
+from sampling.lab.doorlog import DoorLog
 from sampling.lab.results import LabResults
+from sampling.lab.review import Review
 from sampling.privacy import ResidentHasher
 from sampling.store.client import from_settings
 from sampling.store.lane import Lane
@@ -31,6 +33,8 @@ class Services:
     binder: Binder
     boxer: Boxer
     lab: LabResults
+    review: Review
+    doorlog: DoorLog
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -65,6 +69,8 @@ class Services:
                 lane=lane,
             ),
             lab=LabResults(redis),
+            review=Review(redis),
+            doorlog=DoorLog(redis, hasher),
         )
 
     async def close(self) -> None:

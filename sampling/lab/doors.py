@@ -7,7 +7,10 @@ marked with how to reach them:
 * ``home_sampling`` - elderly living alone or disabled: sampled at home;
 * ``reminder`` - everyone else: a knock and a reminder to go to a point.
 
-Vacant homes are never listed, nor residents away from the district.
+Vacant homes are never listed, nor residents away from the district, nor
+households a grid team found moved away. What the team found at a door before
+(``last_outcome``: not at home, refused, medical staff needed) is on the next
+list, and a household that needs medical staff is marked ``door_medical``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Final
 import polars as pl
 
 from sampling.fonts import cjk_font
-from sampling.lab.coverage import marked
+from sampling.lab.coverage import marked, moved
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,7 +32,7 @@ MARK_TEXT: Final = {
     "reminder": "提醒 / reminder",
 }
 COLUMNS: Final = ("grid", "building", "unit", "household", "name", "phone", "resident",
-                  "mark", "labels", "colour")  # fmt: skip
+                  "mark", "labels", "colour", "last_outcome")  # fmt: skip
 
 
 def _has(label: str) -> pl.Expr:
@@ -48,18 +51,19 @@ def mask(col: str) -> pl.Expr:
 
 def door_list(marked_register: pl.LazyFrame, grid: str | None = None) -> pl.LazyFrame:
     """The not-sampled residents of the (eligible, marked) register, one grid or all."""
-    frame = marked_register.filter(~pl.col("sampled"))
+    frame = marked_register.filter(~pl.col("sampled") & ~moved())
     if grid is not None:
         frame = frame.filter(pl.col("grid") == grid)
     return (
         frame.with_columns(
-            pl.when(_has("home_isolation"))
+            pl.when(_has("home_isolation") | (pl.col("door_outcome") == "medical"))
             .then(pl.lit("door_medical"))
             .when(_has("elderly_alone") | _has("disabled"))
             .then(pl.lit("home_sampling"))
             .otherwise(pl.lit("reminder"))
             .alias("mark"),
             mask("resident").alias("resident"),
+            pl.col("door_outcome").alias("last_outcome"),
         )
         .sort(
             pl.col("grid"),

@@ -12,7 +12,12 @@ are one single-slot script on a single Redis or a Cluster.
                                        the stored one, held for a person to decide
 ``{rd:R}:orphans``             HASH    tube code -> packed result, for tubes that no
                                        one bound in this round
-``{rd:R}:labcount``            HASH    counters: stored, duplicate, held, orphan
+``{rd:R}:labcount``            HASH    counters: stored, duplicate, held, orphan,
+                                       resolved_keep, resolved_held, resolved_retest
+``{rd:R}:door``                HASH    resident hash (8 bytes) -> what a grid team
+                                       found at the door: ``outcome|at_ms|device|tube``
+``{rd:R}:doorcount``           HASH    door outcome -> residents recorded with it
+``{rd:R}:doorops``             HASH    ``<device>|<op>`` -> payload fingerprint
 ``{rd:R}:t:<tube>``            STRING  the binding core's tube record (read only)
 ``{rd:R}:meta``                HASH    the binding core's round state (read only)
 ``{rd:R}:journal``             STREAM  shared with the binding core
@@ -24,7 +29,10 @@ from __future__ import annotations
 from sampling.binding import keys as binding_keys
 from sampling.binding.keys import journal, meta, tube
 
-__all__ = ["count", "journal", "meta", "orphans", "result", "review", "tube"]
+__all__ = [
+    "count", "door", "door_count", "door_ops", "journal", "meta", "orphans", "result",
+    "review", "tube",
+]  # fmt: skip
 
 
 def result(round_id: str) -> str:
@@ -41,3 +49,15 @@ def orphans(round_id: str) -> str:
 
 def count(round_id: str) -> str:
     return binding_keys.tag(round_id) + ":labcount"
+
+
+def door(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":door"
+
+
+def door_count(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":doorcount"
+
+
+def door_ops(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":doorops"
