@@ -7,7 +7,6 @@ from typing import Any
 from litestar import Litestar
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from sampling.api.admin import AdminController
 from sampling.api.auth import auth_middleware
@@ -20,8 +19,10 @@ from sampling.boxing.routes import BoxingController
 from sampling.lab.door_routes import DoorController
 from sampling.lab.review_routes import ReviewController
 from sampling.lab.routes import LabController
+from sampling.live.routes import LiveController
 from sampling.scan.routes import ScanController
 from sampling.settings import Settings
+from sampling.web import docs_plugins, routes, template_config
 
 
 def create_app(settings: Settings | None = None, extra_routes: list[Any] | None = None) -> Litestar:
@@ -48,11 +49,14 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             LabController,
             ReviewController,
             DoorController,
+            LiveController,
             ScanController,
+            *routes(),
             *(extra_routes or []),
         ],
         on_startup=[startup],
         on_shutdown=[shutdown],
+        template_config=template_config(),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         middleware=[admission(gate), auth_middleware],
         request_max_body_size=settings.max_body,
@@ -62,7 +66,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             description="Sample tracking for city-scale mass testing. Every error is an RFC 9457 "
             "problem document with a stable `code`.",
             path="/docs",
-            render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+            render_plugins=docs_plugins(),
         ),
         # Warnings and errors only: a scan per request at INFO would drown the log
         # (and nothing here may log a resident code at any level).

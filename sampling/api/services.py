@@ -13,6 +13,7 @@ from sampling.boxing.service import Boxer
 from sampling.lab.doorlog import DoorLog
 from sampling.lab.results import LabResults
 from sampling.lab.review import Review
+from sampling.live.service import LiveFigures
 from sampling.privacy import ResidentHasher
 from sampling.store.client import from_settings
 from sampling.store.lane import Lane
@@ -33,6 +34,7 @@ class Services:
     binder: Binder
     boxer: Boxer
     lab: LabResults
+    live: LiveFigures
     review: Review
     doorlog: DoorLog
 
@@ -46,6 +48,12 @@ class Services:
         lane = None
         if not settings.redis_cluster and url.startswith(("redis://", "unix://")):
             lane = Lane(url, timeout=settings.redis_timeout)
+        boxer = Boxer(
+            redis,
+            BoxingConfig.from_env(),
+            waitaof=settings.durability == "waitaof",
+            lane=lane,
+        )
         return cls(
             settings=settings,
             redis=redis,
@@ -62,13 +70,9 @@ class Services:
                 waitaof=settings.durability == "waitaof",
                 lane=lane,
             ),
-            boxer=Boxer(
-                redis,
-                BoxingConfig.from_env(),
-                waitaof=settings.durability == "waitaof",
-                lane=lane,
-            ),
+            boxer=boxer,
             lab=LabResults(redis),
+            live=LiveFigures(redis, settings, boxer),
             review=Review(redis),
             doorlog=DoorLog(redis, hasher),
         )

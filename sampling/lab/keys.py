@@ -12,8 +12,13 @@ are one single-slot script on a single Redis or a Cluster.
                                        the stored one, held for a person to decide
 ``{rd:R}:orphans``             HASH    tube code -> packed result, for tubes that no
                                        one bound in this round
-``{rd:R}:labcount``            HASH    counters: stored, duplicate, held, orphan,
+``{rd:R}:labcount``            HASH    counters: stored, duplicate, held, orphan;
+                                       outcome:<outcome> (stored results);
+                                       resample_ordered (residents of positive or
+                                       invalid pools), resample_resulted;
                                        resolved_keep, resolved_held, resolved_retest
+``{rd:R}:positive``            HASH    positive pool tube -> ``residents:ms``
+``{rd:R}:due:result``          ZSET    boxing's index of tubes awaiting a result
 ``{rd:R}:door``                HASH    resident hash (8 bytes) -> what a grid team
                                        found at the door: ``outcome|at_ms|device|tube``
 ``{rd:R}:doorcount``           HASH    door outcome -> residents recorded with it
@@ -28,11 +33,22 @@ from __future__ import annotations
 
 from sampling.binding import keys as binding_keys
 from sampling.binding.keys import journal, meta, tube
+from sampling.boxing.keys import awaiting_result
 
 __all__ = [
-    "count", "door", "door_count", "door_ops", "journal", "meta", "orphans", "result",
-    "review", "tube",
-]  # fmt: skip
+    "awaiting_result",
+    "count",
+    "door",
+    "door_count",
+    "door_ops",
+    "journal",
+    "meta",
+    "orphans",
+    "positives",
+    "result",
+    "review",
+    "tube",
+]
 
 
 def result(round_id: str) -> str:
@@ -61,3 +77,7 @@ def door_count(round_id: str) -> str:
 
 def door_ops(round_id: str) -> str:
     return binding_keys.tag(round_id) + ":doorops"
+
+
+def positives(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":positive"
