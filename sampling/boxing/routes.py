@@ -203,6 +203,7 @@ class BoxingController(Controller):
     )
     async def manifest_pdf(
         self,
+        request: Request[Any, Any, Any],
         round_id: FromPath[str],
         box: FromPath[str],
         device: NamedDependency[Device],
@@ -212,7 +213,7 @@ class BoxingController(Controller):
         boxer.may_read(device, await boxer.box(round_id, box))
         found = await boxer.manifest(round_id, box)
         return Response(
-            pdf(found),
+            pdf(found, services(request).settings.tz),
             media_type="application/pdf",
             headers={"Content-Disposition": f'inline; filename="{found.box}.pdf"'},
         )

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sampling import codes
+from sampling.binding.rounds import Sites
 from sampling.binding.service import SEQ_AHEAD, SEQ_MAX, check_code
 from sampling.binding.tube import TubeRecord
 from sampling.boxing import keys
@@ -414,7 +415,14 @@ class Boxer:
                 409,
                 box=found.box,
             )
+        records = await self._records(round_id, [c.tube for c in found.contents])
+        try:
+            site_name = (await Sites(self._redis).get(found.site)).name
+        except NotFound:
+            site_name = ""
         return Manifest(
+            site_name=site_name,
+            singles=sorted(t for t, rec in records.items() if rec.capacity == 1),
             box=found.box,
             round=round_id,
             site=found.site,

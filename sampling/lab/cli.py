@@ -357,14 +357,15 @@ def doors(grid: str, round_id: str, fmt: str, out_path: Path | None, as_json: bo
         _json(frame.to_dicts())
         return
     path = out_path or Path(f"doors-{round_id}-{grid}.{fmt}")
-    write(frame, path, fmt, title=f"敲门清单 knock-on-door list: {grid}, round {round_id}")
+    title = f"敲门清单 knock-on-door list: {grid}, round {round_id}"
+    write(frame, path, fmt, title=title, grid=grid, round_id=round_id, tz=_settings().tz)
     out.print(_table(frame, f"grid {grid}: {frame.height} residents to visit", limit=30))
     out.print(f"written: {path}")
 
 
-def write(frame: pl.DataFrame, path: Path, fmt: str, *, title: str) -> Path:
+def write(frame: pl.DataFrame, path: Path, fmt: str, *, title: str, **pdf: Any) -> Path:
     if fmt == "xlsx":
         return door_lists.write_xlsx(frame, path)
     if fmt == "pdf":
-        return door_lists.write_pdf(frame, path, title=title)
+        return door_lists.write_pdf(frame, path, title=title, **pdf)
     return door_lists.write_csv(frame, path)

@@ -62,7 +62,9 @@ async def _collect(data_dir: Path, round_id: str, names: tuple[str, ...]) -> dic
     return await anyio.to_thread.run_sync(work)
 
 
-def _render(frame: pl.DataFrame, fmt: str, name: str, *, title: str = "") -> Response[Any]:
+def _render(
+    frame: pl.DataFrame, fmt: str, name: str, *, title: str = "", **pdf: Any
+) -> Response[Any]:
     if fmt == "json":
         return Response(frame.to_dicts())
     buf = io.BytesIO()
@@ -76,7 +78,7 @@ def _render(frame: pl.DataFrame, fmt: str, name: str, *, title: str = "") -> Res
             if fmt == "xlsx":
                 doors.write_xlsx(frame, path)
             else:
-                doors.write_pdf(frame, path, title=title)
+                doors.write_pdf(frame, path, title=title, **pdf)
             buf.write(path.read_bytes())
     return Response(
         buf.getvalue(),
@@ -188,4 +190,6 @@ class LabController(Controller):
         got = await _collect(_data_dir(request), round_id, ("doors",))
         frame = got["doors"].filter(pl.col("grid") == grid)
         title = f"敲门清单 knock-on-door list: {grid}, round {round_id}"
-        return _render(frame, format, f"doors-{round_id}-{grid}", title=title)
+        tz = services(request).settings.tz
+        return _render(frame, format, f"doors-{round_id}-{grid}", title=title, grid=grid,
+                       round_id=round_id, tz=tz)  # fmt: skip
