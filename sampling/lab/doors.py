@@ -158,8 +158,10 @@ def write_pdf(
     printed = localtime.stamp(time.time() if now is None else now, tz, seconds=False)
     head = ParagraphStyle("head", fontName=font, fontSize=14, leading=18)
     cell = ParagraphStyle("cell", fontName=font, fontSize=8, leading=10)
-    header = ["楼栋 Bldg", "单元 Unit", "户 Hh", "姓名 Name", "电话 Phone", "居民码 Code",
-              "标签 Labels", "健康码 Colour", "方式 How", "上次 Last", "结果 Outcome"]  # fmt: skip
+    header: list[object] = [
+        "楼栋 Bldg", "单元 Unit", "户 Hh", "姓名 Name", "电话 Phone", "居民码 Code",
+        "标签 Labels", "健康码 Colour", "方式 How", "上次 Last", "结果 Outcome",
+    ]  # fmt: skip
     rows: list[list[object]] = [header]
     shades: list[tuple[str, tuple[int, int], tuple[int, int], object]] = []
     tint = {"yellow": colors.HexColor("#ffe066"), "red": colors.HexColor("#ff8787")}
@@ -189,11 +191,11 @@ def write_pdf(
     where = "  ".join(x for x in (f"网格 Grid {grid}" if grid else "",
                                    f"轮次 Round {round_id}" if round_id else "") if x)  # fmt: skip
 
-    class Numbered(Canvas):
+    class Numbered(Canvas):  # type: ignore[misc]
         """Draws each page's header once the page count is known ("page x of y")."""
 
         def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            super().__init__(*args, **kwargs)
             self._pages: list[dict[str, object]] = []
 
         def showPage(self) -> None:  # reportlab's name
