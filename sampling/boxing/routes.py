@@ -183,6 +183,16 @@ class BoxingController(Controller):
         boxer.may_read(device, found)
         return found
 
+    @get("/courier/boxes", operation_id="courierBoxes", opt=_COURIER)
+    async def courier_boxes(
+        self,
+        round_id: FromPath[str],
+        device: NamedDependency[Device],
+        boxer: NamedDependency[Boxer],
+    ) -> list[Box]:
+        """The boxes handed to this courier: waiting for pick-up, on the road, delivered."""
+        return await boxer.courier_boxes(round_id, device.id)
+
     @get("/boxes/{box:str}/manifest", operation_id="boxManifest", opt=_READ)
     async def manifest(
         self,

@@ -636,6 +636,24 @@ class Boxer:
             b: (_s(s), _s(lab)) for b, (s, lab) in zip(boxes, await pipe.execute(), strict=True)
         }
 
+    async def courier_boxes(self, round_id: str, courier: str) -> list[Box]:
+        """The boxes handed to ``courier`` and not yet through intake, oldest first: those
+        waiting for pick-up, on the road, and delivered to the lab's desk."""
+        found: dict[str, float] = {}
+        for which in ("sealed", "transit", "intake"):
+            for code, score in await self._redis.zrange(
+                keys.due(round_id, which), 0, -1, withscores=True
+            ):
+                found[code.decode()] = score
+        if not found:
+            return []
+        boxes = sorted(found, key=lambda c: (found[c], c))
+        pipe = self._redis.pipeline(transaction=False)
+        for code in boxes:
+            pipe.hget(keys.box(round_id, code), "courier")
+        mine = [c for c, who in zip(boxes, await pipe.execute(), strict=True) if _s(who) == courier]
+        return [await self.box(round_id, c) for c in mine]
+
     # -- who may read what -------------------------------------------------------------
 
     @staticmethod

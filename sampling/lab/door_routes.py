@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody
 
 from sampling.api.auth import current_device, services
 from sampling.auth.models import Device
+from sampling.errors import NotFound
 from sampling.lab.doorlog import (
     DoorLog,
     DoorRecorded,
@@ -51,12 +52,29 @@ def _svc(request: Request[Any, Any, Any]) -> Any:
     return services(request)
 
 
+async def _resample(data_dir: Any, round_id: str, grid: str) -> list[dict[str, Any]]:
+    from sampling.lab import report
+
+    def work() -> list[dict[str, Any]]:
+        try:
+            got = report.collect(data_dir, round_id, ("resample_orders",))
+        except report.ReportError as exc:
+            raise NotFound(str(exc), round=round_id) from exc
+        frame = got["resample_orders"].filter(pl.col("grid") == grid)
+        # Positive pools first (urgent), then the rest; walking order within each.
+        return frame.sort(
+            pl.col("priority") != "urgent", "building", "unit", "household", nulls_last=True
+        ).to_dicts()
+
+    return await anyio.to_thread.run_sync(work)
+
+
 class DoorController(Controller):
-    path = "/v1/rounds/{round_id:str}/doors/{grid:str}/outcomes"
+    path = "/v1/rounds/{round_id:str}/doors/{grid:str}"
     tags = ["lab"]
     dependencies = {"device": Provide(current_device), "svc": Provide(_svc, sync_to_thread=False)}
 
-    @post("/", operation_id="recordDoorOutcome", opt=_RECORD, status_code=200)
+    @post("/outcomes", operation_id="recordDoorOutcome", opt=_RECORD, status_code=200)
     async def record(
         self,
         round_id: FromPath[str],
@@ -75,7 +93,7 @@ class DoorController(Controller):
         log: DoorLog = svc.doorlog
         return await log.record(device, round_id, grid, data, members, svc.binder)
 
-    @get("/", operation_id="doorOutcomes", opt=_READ)
+    @get("/outcomes", operation_id="doorOutcomes", opt=_READ)
     async def outcomes(
         self,
         round_id: FromPath[str],
@@ -118,3 +136,15 @@ class DoorController(Controller):
                 )
             )
         return GridOutcomes(round=round_id, grid=grid, households=households, counts=counts)
+
+    @get("/resample", operation_id="gridResampleOrders", opt=_READ)
+    async def resample(
+        self,
+        round_id: FromPath[str],
+        grid: FromPath[str],
+        device: NamedDependency[Device],
+        svc: NamedDependency[Any],
+    ) -> list[dict[str, Any]]:
+        """The grid's residents to re-sample (positive pools first, urgent), from the archive."""
+        check_grid(device, grid)
+        return await _resample(svc.settings.data_dir, round_id, grid)

@@ -27,7 +27,7 @@ from msgspec import Meta
 
 from sampling import codes
 from sampling.binding import keys as binding_keys
-from sampling.binding.models import Batch, BatchOp, OpResult
+from sampling.binding.models import Batch, BatchOp, OpResult, Purpose
 from sampling.binding.service import check_code
 from sampling.errors import BadInput, Forbidden, NotFound, Refusal
 from sampling.lab import keys
@@ -65,6 +65,8 @@ class DoorVisit(Base, frozen=True, kw_only=True):
     outcome: DoorOutcome
     tube: Code | None = None
     residents: Annotated[list[Code], Meta(max_length=20)] = []
+    #: ``resample`` for a re-sample order (one resident, a single tube).
+    purpose: Purpose = "pool"
 
 
 class DoorRecorded(Base, frozen=True, kw_only=True):
@@ -201,11 +203,13 @@ class DoorLog:
                     field="residents",
                 )
         n = len(scanned)
+        if visit.purpose == "resample" and n != 1:
+            raise BadInput("a re-sample goes into a single tube: one resident per tube")
         capacity = next(c for c in _CAPACITIES if c >= n)
         # The server numbers the steps after the device's highest sequence number.
         first = await self._redis.strlen(binding_keys.oplog(round_id, device.id)) // 8 + 1
         ops = [BatchOp(op=f"{visit.op}:open", seq=first, kind="open", tube=tube,
-                       capacity=capacity)]  # fmt: skip
+                       capacity=capacity, purpose=visit.purpose)]  # fmt: skip
         ops += [
             BatchOp(op=f"{visit.op}:scan{i}", seq=first + 1 + i, kind="scan", tube=tube,
                     resident=code)
