@@ -4,7 +4,6 @@ door list. Each saves screenshots under docs/screenshots/."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,10 +14,9 @@ import pytest
 from click.testing import CliRunner
 from playwright.sync_api import Browser, Page, expect
 
-from sampling import archive, codes
+from sampling import codes
 from sampling.cli import main
 from sampling.settings import Settings
-from sampling.store.client import from_settings
 from tests.conftest import SECRET, resident, tube
 from tests.web.conftest import PHONE, LiveApi, shot
 
@@ -113,7 +111,7 @@ def test_sealer_refused_on_a_miscount_then_seals_and_hands_over_to_the_courier(
         expect(row).to_contain_text("转运中")
         shot(phone, "courier-phone")
         # A box handed to someone else is not on this courier's list.
-        assert live.get(f"/v1/rounds/r1/courier/boxes", courier).json()[0]["box"] == box
+        assert live.get("/v1/rounds/r1/courier/boxes", courier).json()[0]["box"] == box
         other_courier = live.device("c2", "courier")
         assert live.get("/v1/rounds/r1/courier/boxes", other_courier).json() == []
         phone.set_viewport_size({"width": 1920, "height": 1080})
@@ -123,3 +121,195 @@ def test_sealer_refused_on_a_miscount_then_seals_and_hands_over_to_the_courier(
     view = live.get(f"/v1/rounds/r1/boxes/{box}", sealer).json()
     assert view["state"] == "picked_up" and view["courier"] == "c1"
     assert view["pickup_place"] == "S1 门口"
+
+
+def send(live: LiveApi, token: str, path: str, **body: Any) -> dict[str, Any]:
+    seq = live.next_seq(token)
+    got = live.post(f"/v1/rounds/r1{path}", token, {"op": f"o{seq}", "seq": seq, **body})
+    assert got.status_code in (200, 201), got.text
+    found: dict[str, Any] = got.json()
+    return found
+
+
+def delivered_box(live: LiveApi, scanner: str, n: int, tubes: list[str], lab: str) -> str:
+    """A box of ``tubes`` sealed, handed to courier c1 and picked up, addressed to ``lab``."""
+    sealer = live.device(f"seal{n}", "sealer", site="S1")
+    courier = live.device(f"c{n}", "courier")
+    box = codes.make_box(n)
+    send(live, sealer, "/boxes", box=box, lab=lab)
+    samples = 0
+    for t in tubes:
+        samples = send(live, sealer, f"/boxes/{box}/tubes", tube=t)["samples"]
+    send(live, sealer, f"/boxes/{box}/seal", tubes=len(tubes), samples=samples)
+    send(live, sealer, f"/boxes/{box}/handover", courier=f"c{n}")
+    send(live, courier, f"/boxes/{box}/pickup", place="S1")
+    return box
+
+
+def test_intake_desk_missing_extra_damaged_and_the_summary_matches_the_api(
+    live: LiveApi, page: Page, login: Callable[..., None]
+) -> None:
+    scanner = sampling_point(live)
+    t1 = closed_tube(live, scanner, 21, [1, 2])
+    t2 = closed_tube(live, scanner, 22, [3, 4, 5])
+    t3 = closed_tube(live, scanner, 23, [6])
+    stray = closed_tube(live, scanner, 24, [7, 8])  # never boxed: the extra tube
+    elsewhere = closed_tube(live, scanner, 25, [9])
+    box = delivered_box(live, scanner, 31, [t1, t2, t3], "L1")
+    other = delivered_box(live, scanner, 32, [elsewhere], "L2")
+    lab = live.device("lab1", "lab", lab="L1")
+
+    login(page, lab, "/ui/intake")
+    # A box for another lab: refused, and the page says where it goes.
+    page.fill("#recv-code", other)
+    page.click("#recv-btn")
+    expect(page.locator(f"{BANNER}.refusal")).to_contain_text("send it on to L2")
+    expect(page.locator(f"{BANNER} .headline")).to_contain_text("此箱不是送往本实验室")
+    shot(page, "intake-wrong-lab")
+
+    page.fill("#recv-code", box)
+    page.click("#recv-btn")
+    expect(page.locator("#n-expected")).to_have_text("3")
+    expect(page.locator("#n-missing")).to_have_text("3")
+    page.fill("#tube-code", t1)
+    page.press("#tube-code", "Enter")
+    expect(page.locator("#n-scanned")).to_have_text("1")
+    page.select_option("#tube-cond", "damaged")
+    page.fill("#tube-code", t2)
+    page.press("#tube-code", "Enter")
+    expect(page.locator("#n-damaged")).to_have_text("1")
+    page.fill("#tube-code", stray)
+    page.press("#tube-code", "Enter")
+    expect(page.locator("#n-extra")).to_have_text("1")
+    expect(page.locator(f"#l-extra tr[data-tube='{stray}']")).to_contain_text("未装箱")
+    expect(page.locator("#n-missing")).to_have_text("1")  # t3, not scanned yet
+    shot(page, "intake-live")
+    page.click("#close-btn")
+    expect(page.locator("#summary-card")).to_be_visible()
+
+    api = live.get(f"/v1/rounds/r1/boxes/{box}/discrepancies", lab).json()
+    assert [i["tube"] for i in api["missing"]] == [t3]
+    assert [i["tube"] for i in api["extra"]] == [stray]
+    assert [i["tube"] for i in api["damaged"]] == [t2]
+    assert api["residents_affected"] == 1 + 2 + 3
+    expect(page.locator("#affected")).to_contain_text(str(api["residents_affected"]))
+    shown = page.locator("#summary tbody tr")
+    expect(shown).to_have_count(3)
+    for kind in ("missing", "extra", "damaged"):
+        for issue in api[kind]:
+            row = page.locator(f"#summary tr.{kind}[data-tube='{issue['tube']}']")
+            expect(row).to_contain_text(str(issue["residents"]))
+            expect(row).to_contain_text(" ".join(issue["refs"]))
+    shot(page, "intake-summary")
+
+
+def in_thread(work: Callable[[], Any]) -> Any:
+    # Playwright's sync API keeps an event loop running in the test's thread.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(work).result()
+
+
+def audit(settings: Settings, kind: str, code: str) -> list[dict[str, Any]]:
+    env = {
+        "SAMPLING_REDIS_URL": settings.redis_url,
+        "SAMPLING_DATA_DIR": str(settings.data_dir),
+        "SAMPLING_SECRET": SECRET,
+    }
+    args = ["audit", kind, code, "--round", "r1", "--json"]
+    res = in_thread(lambda: CliRunner().invoke(main, args, env=env))
+    assert res.exit_code == 0, res.output
+    return [json.loads(x) for x in res.stdout.splitlines() if x.strip()]
+
+
+def upload(page: Page, name: str, text: str) -> None:
+    page.set_input_files(
+        "#file", files=[{"name": name, "mimeType": "text/csv", "buffer": text.encode()}]
+    )
+
+
+def counts(page: Page) -> dict[str, int]:
+    found = page.locator("#report-counts [data-count]")
+    return {
+        found.nth(i).get_attribute("data-count") or "": int(
+            found.nth(i).locator(".big").inner_text()
+        )
+        for i in range(found.count())
+    }
+
+
+def test_results_dry_run_then_real_then_a_held_result_resolved_and_audited(
+    live: LiveApi, page: Page, login: Callable[..., None], settings: Settings
+) -> None:
+    scanner = sampling_point(live)
+    t1 = closed_tube(live, scanner, 41, [1, 2])
+    t2 = closed_tube(live, scanner, 42, [3])
+    garbled = t1[:-1] + str((int(t1[-1]) + 1) % 10)
+    at = "2022-05-01T14:03:00+08:00"
+    rows = [
+        f"{t1},negative,,,L1,{at}",
+        f"{t2},positive,22.5,24.1,L1,{at}",
+        f"{garbled},negative,,,L1,{at}",  # a misread code: refused
+        f"{tube(49)},negative,,,L1,{at}",  # nobody bound it: an orphan
+        f"{t1},negative,,,L1,{at}",  # the same again: a duplicate
+    ]
+    text = "tube,outcome,ct_orf1ab,ct_n,lab,tested_at\n" + "\n".join(rows) + "\n"
+    sup = live.device("sup1", "lab", lab="L1", supervisor=True)
+    login(page, sup, "/ui/results")
+    template = page.request.get("/ui/results/template.csv")
+    assert template.ok and template.text().lstrip("\ufeff").startswith("tube,outcome")
+
+    upload(page, "results.csv", text)
+    expect(page.locator("#real-btn")).to_be_disabled()
+    page.click("#dry-btn")
+    expect(page.locator("#report-title")).to_have_text("试运行结果：未保存任何数据")
+    dry = counts(page)
+    # The dry run sees its own first row: the repeat of t1 is already a duplicate.
+    assert dry == {"rows_in": 5, "stored": 2, "duplicate": 1, "held": 0, "orphan": 1,
+                   "refused": 1}  # fmt: skip
+    assert dry["rows_in"] == sum(v for k, v in dry.items() if k != "rows_in")
+    assert live.get("/v1/rounds/r1/results/orphans", sup).json() == []  # nothing stored
+    bad = page.locator("#report tr.refused")
+    expect(bad).to_have_count(1)
+    expect(bad).to_contain_text(garbled)
+    shot(page, "results-dry-run")
+
+    page.click("#real-btn")
+    expect(page.locator("#report-title")).to_have_text("导入结果")
+    real = counts(page)
+    assert real["rows_in"] == 5 == sum(v for k, v in real.items() if k != "rows_in")
+    assert (real["stored"], real["duplicate"], real["orphan"], real["refused"]) == (2, 1, 1, 1)
+    with page.expect_download() as got:
+        page.click("#report-csv")
+    report = Path(got.value.path()).read_text(encoding="utf-8-sig").splitlines()
+    assert report[0] == "row,tube,status,reason" and len(report) == 1 + 5
+    assert sum(1 for line in report if '"refused"' in line) == 1
+    shot(page, "results-imported")
+
+    # A second result for t1 that disagrees: held, then resolved here with a reason.
+    upload(
+        page,
+        "again.csv",
+        f"tube,outcome,ct_orf1ab,ct_n,lab,tested_at\n{t1},positive,30,31,L1,{at}\n",
+    )
+    page.click("#dry-btn")
+    expect(page.locator("#real-btn")).to_be_enabled()
+    page.click("#real-btn")
+    case = page.locator(f".held-case[data-tube='{t1}']")
+    expect(case).to_contain_text("阴性")
+    expect(case).to_contain_text("阳性")
+    shot(page, "results-held")
+    case.locator("input[value^='held:']").check()
+    case.locator("button").click()
+    expect(page.locator(f"{BANNER}.refusal")).to_be_visible()  # no reason: refused
+    assert live.get(f"/v1/rounds/r1/results/held/{t1}", sup).status_code == 200
+    case.locator("textarea").fill("复检确认阳性 second run confirms")
+    case.locator("button").click()
+    expect(page.locator(f"{BANNER}.okay")).to_contain_text(t1)
+    expect(page.locator("#no-held")).to_be_visible()
+    shot(page, "results-held-resolved")
+
+    entries = audit(settings, "tube", t1)
+    decision = [e for e in entries if e["kind"] == "result_resolved"]
+    assert len(decision) == 1 and decision[0]["device"] == "sup1"
+    assert "decision=held" in decision[0]["detail"]
+    assert "reason=复检确认阳性 second run confirms" in decision[0]["detail"]

@@ -56,6 +56,13 @@ i18n.register(
         "results.none": {"zh": "无", "en": "none"},
         "results.tested": {"zh": "检测于 {time}", "en": "tested {time}"},
         "status.stored": {"zh": "已保存", "en": "stored"},
+        "why.stored": {"zh": "新结果", "en": "a new result"},
+        "why.duplicate": {"zh": "与已存结果相同，只存一次", "en": "the same result was stored before"},
+        "why.held": {
+            "zh": "与已存结果不一致，待主管复核",
+            "en": "disagrees with the stored result: held for a supervisor",
+        },
+        "why.orphan": {"zh": "本轮无人绑定此试管", "en": "no one bound this tube in the round"},
         "status.duplicate": {"zh": "重复", "en": "duplicate"},
         "status.held": {"zh": "冲突待复核", "en": "held"},
         "status.orphan": {"zh": "无主", "en": "orphan"},
@@ -73,7 +80,7 @@ link(Link("nav.results", "/ui/results", ("lab", "admin"), order=23))
 
 @get("/ui/results", include_in_schema=False, opt=roles("lab", "admin"))
 async def results_desk(request: Request[Any, Any, Any]) -> Any:
-    return await page(request, "results.html", "results.", "status.", "outcome.", "col.")
+    return await page(request, "results.html", "results.", "status.", "why.", "outcome.", "col.")
 
 
 @get("/ui/results/template.csv", include_in_schema=False, opt=roles("lab", "admin"))

@@ -17,9 +17,11 @@
     return data;
   }
 
+  const why = (r) => r.reason || t("why." + r.status);
+
   function csv(rep) {
     const quote = (v) => '"' + String(v ?? "").replaceAll('"', '""') + '"';
-    const lines = ["row,tube,status,reason"].concat(rep.rows.map((r) => [r.row, r.tube, r.status, r.reason].map(quote).join(",")));
+    const lines = ["row,tube,status,reason"].concat(rep.rows.map((r) => [r.row, r.tube, r.status, why(r)].map(quote).join(",")));
     return new Blob(["\ufeff" + lines.join("\r\n") + "\r\n"], { type: "text/csv;charset=utf-8" });
   }
 
@@ -33,7 +35,7 @@
       ...STATUSES.map((s) => figure(t("status." + s), rep[s], s)));
     $("report").querySelector("tbody").replaceChildren(...rep.rows.map((r) =>
       el("tr", { class: r.status, "data-row": String(r.row) }, el("td", { class: "num" }, String(r.row)),
-        el("td", { class: "code" }, r.tube), el("td", {}, t("status." + r.status)), el("td", {}, r.reason))));
+        el("td", { class: "code" }, r.tube), el("td", {}, t("status." + r.status)), el("td", {}, why(r)))));
     $("report-csv").href = URL.createObjectURL(csv(rep));
   }
 
