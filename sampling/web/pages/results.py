@@ -57,7 +57,10 @@ i18n.register(
         "results.tested": {"zh": "检测于 {time}", "en": "tested {time}"},
         "status.stored": {"zh": "已保存", "en": "stored"},
         "why.stored": {"zh": "新结果", "en": "a new result"},
-        "why.duplicate": {"zh": "与已存结果相同，只存一次", "en": "the same result was stored before"},
+        "why.duplicate": {
+            "zh": "与已存结果相同，只存一次",
+            "en": "the same result was stored before",
+        },
         "why.held": {
             "zh": "与已存结果不一致，待主管复核",
             "en": "disagrees with the stored result: held for a supervisor",
