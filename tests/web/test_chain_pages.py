@@ -4,6 +4,7 @@ door list. Each saves screenshots under docs/screenshots/."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,9 +15,10 @@ import pytest
 from click.testing import CliRunner
 from playwright.sync_api import Browser, Page, expect
 
-from sampling import codes
+from sampling import archive, codes
 from sampling.cli import main
 from sampling.settings import Settings
+from sampling.store.client import from_settings
 from tests.conftest import SECRET, resident, tube
 from tests.web.conftest import PHONE, LiveApi, shot
 
@@ -313,3 +315,101 @@ def test_results_dry_run_then_real_then_a_held_result_resolved_and_audited(
     assert len(decision) == 1 and decision[0]["device"] == "sup1"
     assert "decision=held" in decision[0]["detail"]
     assert "reason=复检确认阳性 second run confirms" in decision[0]["detail"]
+
+
+def archive_now(settings: Settings) -> None:
+    async def drain() -> None:
+        redis = from_settings(settings)
+        try:
+            await archive.drain(redis, "r1", settings.data_dir)
+        finally:
+            await redis.aclose()
+        archive.materialize(settings.data_dir, "r1")
+
+    in_thread(lambda: asyncio.run(drain()))
+
+
+def test_grid_team_records_outcomes_that_change_coverage_and_the_next_list(
+    live: LiveApi,
+    page: Page,
+    browser: Browser,
+    login: Callable[..., None],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    from tests.lab.test_door_outcomes import write_register
+
+    write_register(tmp_path / "register.csv", settings)
+    live.round()
+    live.site("S1", grid="G1")
+    live.site("D1", grid="G1")
+    scanner = live.device("d1", site="S1")
+    assert live.open(scanner, tube(1), capacity=5).status_code == 201
+    assert live.scan(scanner, tube(1), resident(1)).status_code == 200
+    archive_now(settings)
+    team = live.device("g1", "grid", grid="G1", site="D1")
+    viewer = live.device("v1", "viewer")
+
+    def g1() -> dict[str, Any]:
+        rows = live.get("/v1/rounds/r1/reports/coverage_grid", viewer).json()
+        found: dict[str, Any] = next(x for x in rows if x["grid"] == "G1")
+        return found
+
+    before = g1()
+    assert (before["residents"], before["sampled"]) == (5, 1)
+
+    login(page, team, "/ui/doors")
+    households = page.locator("#households .household")
+    expect(households).to_have_count(4)  # walking order: 1-1-101 (居民2), 102, 201, 2-1-101
+    assert households.first.get_attribute("data-household") == "1-1-101"
+    expect(page.locator(".household[data-household='2-1-101']")).to_contain_text("入户采样")
+    expect(page.locator(".household[data-household='2-1-101']")).to_contain_text("独居老人")
+    shot(page, "doors-desk")
+
+    def record(hh: str, outcome: str) -> None:
+        card = page.locator(f"#households .household[data-household='{hh}']")
+        card.locator(f"button[data-outcome='{outcome}']").click()
+        expect(page.locator(f"{BANNER}.okay")).to_contain_text(hh)
+
+    record("1-1-102", "moved")
+    record("1-1-201", "not_home")
+    record("1-1-101", "medical")
+    home = page.locator("#households .household[data-household='2-1-101']")
+    home.locator("input[type=text]").fill(tube(50))
+    home.locator("textarea").fill(resident(5))
+    home.locator("button[data-outcome='sampled']").click()
+    expect(page.locator(f"{BANNER}.okay")).to_contain_text("2-1-101")
+    expect(page.locator("#households .household.done")).to_have_count(4)
+    # A resident sampled elsewhere is refused at the door as at a point.
+    again = page.locator("#households .household[data-household='1-1-101']")
+    again.locator("input[type=text]").fill(tube(51))
+    again.locator("textarea").fill(resident(1))
+    again.locator("button[data-outcome='sampled']").click()
+    expect(page.locator(f"{BANNER}.refusal")).to_be_visible()
+    shot(page, "doors-refusal")
+    page.locator(f"{BANNER} .dismiss").click()
+    counts = live.get("/v1/rounds/r1/doors/G1/outcomes", team).json()["counts"]
+    assert counts == {"moved": 1, "not_home": 1, "medical": 1, "sampled": 1}
+
+    archive_now(settings)
+    after = g1()
+    assert (after["residents"], after["sampled"], after["moved"]) == (4, 2, 1)
+    assert (after["not_home"], after["medical"]) == (1, 1)
+    page.reload()
+    expect(households).to_have_count(2)  # moved and sampled households are off the list
+    first = page.locator("#households .household").first
+    expect(first).to_contain_text("医护上门")
+    expect(first).to_contain_text("需医护上门")
+    phone = browser.new_context(viewport=PHONE, locale="zh-CN", base_url=live.url)
+    try:
+        small = phone.new_page()
+        login(small, team, "/ui/doors")
+        expect(small.locator("#households .household")).to_have_count(2)
+        shot(small, "doors-phone")
+        # Another grid: refused, on the page and by the API.
+        small.goto(f"{live.url}/ui/doors?grid=G2")
+        assert "G1" in small.inner_text("main")
+        shot(small, "doors-other-grid-refused")
+    finally:
+        phone.close()
+    assert live.get("/v1/rounds/r1/doors/G2", team).status_code == 403
