@@ -390,6 +390,11 @@ def test_grid_team_records_outcomes_that_change_coverage_and_the_next_list(
     page.locator(f"{BANNER} .dismiss").click()
     counts = live.get("/v1/rounds/r1/doors/G1/outcomes", team).json()["counts"]
     assert counts == {"moved": 1, "not_home": 1, "medical": 1, "sampled": 1}
+    # Resident 1's pool comes back positive: an urgent re-sample order for the grid.
+    lab = live.device("lab1", "lab", lab="L1")
+    row = {"tube": tube(1), "outcome": "positive", "ct_orf1ab": 21.0, "ct_n": 23.0,
+           "tested_at": "2022-05-01T14:03:00+08:00"}  # fmt: skip
+    assert live.post("/v1/rounds/r1/results", lab, {"results": [row]}).json()["stored"] == 1
 
     archive_now(settings)
     after = g1()
@@ -400,6 +405,17 @@ def test_grid_team_records_outcomes_that_change_coverage_and_the_next_list(
     first = page.locator("#households .household").first
     expect(first).to_contain_text("医护上门")
     expect(first).to_contain_text("需医护上门")
+    # The re-sample orders are on the same page, first, urgent ones marked.
+    order = page.locator("#resample .household.urgent[data-household='1-1-101']")
+    expect(order).to_contain_text("紧急复采")
+    expect(order).to_contain_text("居民1")
+    shot(page, "doors-with-resample")
+    order.locator("input[type=text]").fill(tube(60))
+    order.locator("textarea").fill(resident(1))
+    order.locator("button[data-outcome='sampled']").click()
+    expect(page.locator(f"{BANNER}.okay")).to_contain_text("1-1-101")
+    single = live.get(f"/v1/rounds/r1/tubes/{tube(60)}", live.admin).json()
+    assert (single["purpose"], single["capacity"], single["count"]) == ("resample", 1, 1)
     phone = browser.new_context(viewport=PHONE, locale="zh-CN", base_url=live.url)
     try:
         small = phone.new_page()

@@ -28,7 +28,8 @@ function refuse(err) {
   const head = (p.code && WORDS["refusal." + p.code]) || t("chain.refused");
   box.replaceChildren(
     el("div", { class: "headline" }, "✖ " + head),
-    el("div", { class: "detail" }, p.detail || err.message),
+    el("div", { class: "detail" }, (p.detail || err.message) +
+      (Array.isArray(p.errors) ? " " + p.errors.map((e) => e.message + (e.key ? " (" + e.key + ")" : "")).join("; ") : "")),
     el("button", { type: "button", onclick: () => box.replaceChildren(), class: "dismiss" }, t("chain.dismiss")),
   );
   box.className = "banner refusal";

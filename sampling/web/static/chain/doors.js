@@ -41,8 +41,8 @@
       const op = "door-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2, 8);
       const body = { op, building: hh.building, unit: hh.unit, household: hh.household, outcome, ...extra };
       await api("POST", base + "/outcomes", body);
-      ok(t("doors.recorded", { addr, outcome: t("outcome." + outcome) }));
       await refresh();
+      ok(t("doors.recorded", { addr, outcome: t("outcome." + outcome) }));
     });
     sampled.addEventListener("click", () => send("sampled", sampled, {
       tube: tube.value.trim(), residents: codes.value.split(/\s+/).filter(Boolean),

@@ -74,15 +74,15 @@
       await api("POST", base + "/boxes/" + box + "/intake",
         { ...nextOp("intake"), tube, condition: $("tube-cond").value });
       $("tube-cond").value = "ok";
-      ok(t("intake.scanned_tube", { tube }));
       await refresh();
+      ok(t("intake.scanned_tube", { tube }));
     }).finally(() => input.focus());
   });
 
   $("close-btn").addEventListener("click", () => guarded($("close-btn"), async () => {
     await api("POST", base + "/boxes/" + box + "/intake/close", nextOp("close"));
-    ok(t("intake.closed", { box }));
     await refresh();
+    ok(t("intake.closed", { box }));
   }));
 
   if (PAGE.box) { box = PAGE.box; refresh().catch(refuse); }
