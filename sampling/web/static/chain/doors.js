@@ -53,7 +53,7 @@
       ...people, lastLine,
       el("div", { class: "row" }, el("div", { class: "field" }, tube), el("div", { class: "grow" }, codes), sampled),
       el("div", { class: "outcomes" }, ...buttons));
-    if (last && last.outcome) node.classList.add("done");
+    if (!order && last && (last.outcome === "sampled" || last.outcome === "moved")) node.classList.add("done");
     return node;
   }
 
