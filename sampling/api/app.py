@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from litestar import Litestar
@@ -12,6 +14,7 @@ from sampling.api.admin import AdminController
 from sampling.api.auth import auth_middleware
 from sampling.api.health import health, ready
 from sampling.api.limits import DeviceLimiter, Gate, admission
+from sampling.api.openapi import document
 from sampling.api.problems import HANDLERS
 from sampling.api.services import Services
 from sampling.binding.routes import BindingController
@@ -19,6 +22,7 @@ from sampling.boxing.routes import BoxingController
 from sampling.lab.door_routes import DoorController
 from sampling.lab.review_routes import ReviewController
 from sampling.lab.routes import LabController
+from sampling.live.archiver import Archiver
 from sampling.live.routes import LiveController
 from sampling.scan.routes import ScanController
 from sampling.settings import Settings
@@ -30,11 +34,24 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
     gate = Gate(settings.max_inflight)
 
     async def startup(app: Litestar) -> None:
-        app.state.services = Services.build(settings)
+        app.state.services = services = Services.build(settings)
         app.state.limiter = DeviceLimiter(settings.device_rate)
         app.state.gate = gate
+        # Roles, problem responses and strict bodies in /docs (built once, here).
+        document(app)
+        app.state.archiver = None
+        if settings.archiver:
+            # Every worker contends; the lease picks one leader (sampling.live.archiver).
+            archiver = Archiver(services.redis, services.rounds, settings)
+            app.state.archiver = archiver
+            app.state.archiver_task = asyncio.create_task(archiver.run())
 
     async def shutdown(app: Litestar) -> None:
+        task = getattr(app.state, "archiver_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         services = getattr(app.state, "services", None)
         if services is not None:
             await services.close()

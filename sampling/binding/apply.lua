@@ -6,7 +6,11 @@
 -- KEYS[3]  {rd:R}:journal          STREAM accepted changes
 -- KEYS[4]  {rd:R}:ops:<device>     STRING 8-byte op record per sequence number
 -- KEYS[5]  {rd:R}:revoked          SET    revoked device ids
--- then three keys per operation i (0-based), at KEYS[6+3i] .. KEYS[8+3i]:
+-- KEYS[6]  {rd:R}:spm              HASH   minute (epoch s) -> scans accepted
+-- KEYS[7]  {rd:R}:dev:seen         ZSET   device -> last operation (ms)
+-- KEYS[8]  {rd:R}:dev:site         HASH   device -> site
+-- KEYS[9]  {rd:R}:dev:gap          HASH   device -> sequence numbers missing below its highest
+-- then three keys per operation i (0-based), at KEYS[10+3i] .. KEYS[12+3i]:
 --   tube record {rd:R}:t:<tube>, resident bucket {rd:R}:res:<hhhh>,
 --   risk bucket {rd:R}:risk:<hh> (the tube key again where an op has no resident)
 --
@@ -46,6 +50,9 @@ if round_state == false then return {'round_not_found'} end
 local highest = math.floor(redis.call('STRLEN', KEYS[4]) / 8)
 local t = redis.call('TIME')
 local now = tonumber(t[1])
+local now_ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Scans accepted and sequence numbers left missing by this batch, for the live figures.
+local scans, gap, recorded = 0, 0, false
 -- Counters and tube records are kept in Lua while the batch runs and written
 -- once at the end: a batch of 100 scans into 10 tubes is 10 SETs, not 100.
 local counts = {}
@@ -129,6 +136,7 @@ local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, pur
     end
     put_rec(tkey, rec .. rhash .. struct.pack('>I4', now))
     bump(tpurpose == 1 and 'resampled' or 'bound', 1)
+    scans = scans + 1
     journal('scan', seq, op, tube, rhash, tostring(n))
     if closed == 1 then journal('close', seq, op, tube, '', tostring(n) .. ':full') end
     return 'ok', n, closed
@@ -160,7 +168,7 @@ local nops = (#ARGV - 4) / 9
 -- Every operation is checked for form before the first write: Redis does not
 -- roll a script back, so an error halfway would leave half a batch applied.
 local KINDS = {open = true, scan = true, undo = true, close = true}
-if nops ~= math.floor(nops) or #KEYS ~= 5 + 3 * nops then
+if nops ~= math.floor(nops) or #KEYS ~= 9 + 3 * nops then
   return redis.error_reply('ERR apply.lua: ARGV/KEYS do not hold whole operations')
 end
 for i = 0, nops - 1 do
@@ -173,7 +181,7 @@ for i = 0, nops - 1 do
 end
 for i = 0, nops - 1 do
   local a = 5 + 9 * i
-  local k = 6 + 3 * i
+  local k = 10 + 3 * i
   local seq = tonumber(ARGV[a])
   local fp = ARGV[a + 1]
   local status, aux, closed, replayed = nil, 0, 0, 0
@@ -196,7 +204,15 @@ for i = 0, nops - 1 do
         KEYS[k + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
       if status ~= 'ok' then bump('refused:' .. status, 1) end
       redis.call('SETRANGE', KEYS[4], offset, fp .. string.char(INDEX[status], aux + 128 * closed))
-      if seq > highest then highest = seq end
+      recorded = true
+      -- A number past the highest leaves the ones between missing; an empty slot
+      -- below it filled now was one of them.
+      if seq > highest then
+        gap = gap + seq - highest - 1
+        highest = seq
+      else
+        gap = gap - 1
+      end
     end
   end
   out[#out + 1] = status
@@ -207,5 +223,14 @@ end
 for tkey in pairs(dirty) do redis.call('SET', tkey, recs[tkey]) end
 for name, n in pairs(counts) do
   if n ~= 0 then redis.call('HINCRBY', KEYS[2], name, n) end
+end
+if scans > 0 then redis.call('HINCRBY', KEYS[6], tostring(now - now % 60), scans) end
+-- Only a newly recorded op counts as activity: a replay changes nothing.
+if recorded then
+  redis.call('ZADD', KEYS[7], now_ms, device)
+  redis.call('HSET', KEYS[8], device, site)
+end
+if gap ~= 0 and redis.call('HINCRBY', KEYS[9], device, gap) <= 0 then
+  redis.call('HDEL', KEYS[9], device)
 end
 return out

@@ -35,6 +35,7 @@ Keys (``R`` = round id, ``hhhh`` = 4 hex digits of the resident's keyed hash):
 ``{rd:R}:revoked``             SET     copy of ``sampling:revoked`` (auth/keys.py)
 ``{rd:R}:journal``             STREAM  every accepted change, drained by the archiver
 ``{rd:R}:archive``             HASH    archiver cursor: last archived stream id, parts
+``{rd:R}:archive:lock``        STRING  holder of the round's drain (one drain at a time)
 ``{rd:R}:spm``                 HASH    minute (epoch s) -> scans accepted in it
 ``{rd:R}:dev:seen``            ZSET    device -> last operation, ms (any kind)
 ``{rd:R}:dev:site``            HASH    device -> its site (or lab) at its last operation
@@ -73,6 +74,10 @@ def journal(round_id: str) -> str:
 
 def archive(round_id: str) -> str:
     return tag(round_id) + ":archive"
+
+
+def archive_lock(round_id: str) -> str:
+    return tag(round_id) + ":archive:lock"
 
 
 def revoked(round_id: str) -> str:
@@ -114,3 +119,13 @@ def devices_site(round_id: str) -> str:
 
 def devices_gap(round_id: str) -> str:
     return tag(round_id) + ":dev:gap"
+
+
+def activity(round_id: str) -> list[str]:
+    """The keys ``apply.lua`` takes as KEYS[6..9]: scans per minute, device activity."""
+    return [
+        scans_per_minute(round_id),
+        devices_seen(round_id),
+        devices_site(round_id),
+        devices_gap(round_id),
+    ]

@@ -329,6 +329,7 @@ class Binder:
             keys.journal(round_id),
             keys.oplog(round_id, device.id),
             keys.revoked(round_id),
+            *keys.activity(round_id),
         ]
         args: list[bytes | str | int] = [device.id, device.site, SEQ_AHEAD, SEQ_MAX]
         for i in items:

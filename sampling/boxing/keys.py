@@ -59,6 +59,7 @@ from sampling.binding.keys import (
 )
 
 __all__ = [
+    "activity",
     "alarms",
     "awaiting_result",
     "box",
@@ -120,3 +121,14 @@ def awaiting_result(round_id: str) -> str:
 
 def alarms(round_id: str) -> str:
     return f"{tag(round_id)}:boxalarm"
+
+
+def activity(round_id: str) -> list[str]:
+    """The keys ``custody.lua`` takes as KEYS[15..19], after the box counters."""
+    return [
+        devices_seen(round_id),
+        devices_site(round_id),
+        devices_gap(round_id),
+        alarms(round_id),
+        awaiting_result(round_id),
+    ]

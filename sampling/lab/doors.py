@@ -169,7 +169,8 @@ def write_pdf(
     for n, r in enumerate(doors.iter_rows(named=True), start=1):
         colour = r.get("colour") or "green"
         rows.append([
-            r["building"], r["unit"], r["household"], r["name"], r["phone"] or "", r["resident"],
+            r["building"], r["unit"], r["household"], r.get("name") or "", r.get("phone") or "",
+            r["resident"],
             Paragraph(labels_text(r.get("labels")), cell), COLOUR_TEXT.get(colour, colour),
             Paragraph(MARK_TEXT[r["mark"]], cell),
             OUTCOME_TEXT.get(r["last_outcome"] or "", "") if last else "", OUTCOME_BOXES,

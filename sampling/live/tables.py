@@ -10,12 +10,12 @@ the archiver wrote a new one.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import TYPE_CHECKING
 
 import polars as pl
 
+from sampling import archive
 from sampling.archive import round_dir
 from sampling.lab import coverage, sources
 from sampling.live.models import CoverageRow
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 COVERAGE_FILE = "live_coverage.parquet"
-STAMP_FILE = "archived.json"
+STAMP_FILE = archive.STAMP_FILE
 
 
 def _pct(sampled: pl.Expr, expected: pl.Expr) -> pl.Expr:
@@ -72,19 +72,7 @@ def write(data_dir: Path, round_id: str, as_of: float) -> None:
         tmp = target.with_suffix(".tmp")
         coverage_frame(data_dir, round_id).collect().write_parquet(tmp)
         tmp.replace(target)
-    stamp = out / STAMP_FILE
-    tmp = stamp.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"as_of": as_of}))
-    tmp.replace(stamp)
-
-
-def as_of(data_dir: Path, round_id: str) -> float | None:
-    """The data time of the round's latest archived tables, or None before any pass."""
-    try:
-        raw = (round_dir(data_dir, round_id) / STAMP_FILE).read_text()
-    except FileNotFoundError:
-        return None
-    return float(json.loads(raw)["as_of"])
+    archive.write_stamp(data_dir, round_id, as_of)
 
 
 class CoverageCache:
@@ -119,6 +107,6 @@ class CoverageCache:
         hit = self._stamps.get(round_id)
         if hit is not None and hit[0] == mtime:
             return hit[1]
-        found = as_of(self._data_dir, round_id) if mtime >= 0 else None
+        found = archive.as_of(self._data_dir, round_id) if mtime >= 0 else None
         self._stamps[round_id] = (mtime, found)
         return found

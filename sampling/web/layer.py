@@ -9,9 +9,11 @@ redirect to the login page and a refusal into an HTML page rather than JSON.
 
 Templates get these globals: ``t(key, **values)`` (the page's language),
 ``hm(epoch)`` and ``stamp(epoch)`` (the district's time zone from
-``Settings.tz``), ``age(seconds)`` (``1 h 05 min``), ``static(path)`` (a vendored
-asset's URL), ``device`` (the signed-in device or None), ``lang``, ``csrf`` (the
-double-submit token forms send back) and ``nav`` (the links the role may open).
+``Settings.tz``), ``age(seconds)`` (``1 h 05 min``), ``num(n)`` (``1,234``), ``t_or(key,
+fallback)`` (for words named by data), ``tz()`` (the zone's name),
+``static(path)`` (a vendored asset's URL), ``device`` (the signed-in device or
+None), ``lang``, ``csrf`` (the double-submit token forms send back) and ``nav``
+(the links the role may open).
 """
 
 from __future__ import annotations
@@ -136,13 +138,32 @@ def _age(ctx: Any, seconds: float) -> str:
     return age(seconds, lang(_request(ctx)))
 
 
+@pass_context
+def _t_or(ctx: Any, key: str, fallback: str) -> str:
+    # For words that come from data (an alarm kind, a box state): a new kind the
+    # catalogue does not know yet shows as itself rather than breaking the page.
+    return _t(ctx, key) if key in i18n.CATALOGUE else fallback
+
+
+@pass_context
+def _tz(ctx: Any) -> str:
+    return tz(_request(ctx))
+
+
+def num(n: float) -> str:
+    """``1,234,567``: large figures a person reads at a glance."""
+    return f"{n:,}"
+
+
 def _static(path: str) -> str:
     return f"{STATIC_URL}/{path}"
 
 
 def _configure(engine: JinjaTemplateEngine) -> None:
     env = engine.engine
-    env.globals.update(t=_t, hm=_hm, stamp=_stamp, age=_age, static=_static)
+    env.globals.update(
+        t=_t, t_or=_t_or, hm=_hm, stamp=_stamp, age=_age, static=_static, num=num, tz=_tz
+    )
     # Autoescape everything we render (the default only escapes .html names).
     env.autoescape = True
 
@@ -151,6 +172,22 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
     return TemplateConfig(
         directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_configure
     )
+
+
+def template_context(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The layout's context for ``request`` (what :func:`render` adds to a page's own);
+    for rendering a template outside a response, as an event stream does."""
+    device = device_of(request)
+    language = lang(request)
+    return {
+        "request": request,
+        "device": device,
+        "lang": language,
+        "html_lang": i18n.HTML_LANG[language],
+        "csrf": request.cookies.get(CSRF_COOKIE, ""),
+        "nav": links_for(device),
+        "path": request.url.path,
+    }
 
 
 def render(
@@ -162,16 +199,8 @@ def render(
     **context: Any,
 ) -> Template:
     """A page: ``template`` with the layout's context plus ``context``."""
-    device = device_of(request)
-    language = lang(request)
-    base = {
-        "device": device,
-        "lang": language,
-        "html_lang": i18n.HTML_LANG[language],
-        "csrf": request.cookies.get(CSRF_COOKIE, ""),
-        "nav": links_for(device),
-        "path": request.url.path,
-    }
+    base = template_context(request)
+    del base["request"]  # Litestar adds it
     return Template(
         template_name=template,
         context={**base, **context},

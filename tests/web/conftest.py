@@ -4,7 +4,7 @@
   port, on the session's embedded Valkey (flushed around each test), with an
   admin token and the same helpers as the ``api`` fixture (``device``, ``round``,
   ``site``, ``open``, ``scan``) speaking real HTTP.
-- ``browser``: one chromium for the session; ``page``: a fresh context per test
+- ``browser``: one chromium for the tests of this package; ``page``: a fresh context per test
   (wall-screen size, Chinese), which records every request the page makes and
   fails the test if one goes to any host but the server (offline-safe).
 - ``login(page, token)``: signs the page in through the login form.
@@ -17,10 +17,10 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,6 +34,7 @@ from sampling.settings import Settings
 from sampling.store.embedded import free_port
 from tests.conftest import Api
 
+T = TypeVar("T")
 CHROMIUM = os.environ.get("SAMPLING_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -48,6 +49,13 @@ WALL = {"width": 1920, "height": 1080}
 PHONE = {"width": 360, "height": 640}
 
 
+def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``make()`` to completion from a test (Playwright's sync API keeps an event
+    loop running in the test's thread, so the coroutine gets a thread of its own)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
 class LiveServer:
     """uvicorn serving ``create_app(settings)`` in a thread, until :meth:`stop`."""
 
@@ -56,7 +64,12 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=2,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="uvicorn", daemon=True)
@@ -96,9 +109,7 @@ class LiveApi(Api):
                 await client.aclose()
             return made.token
 
-        # Playwright's sync API keeps an event loop running in this thread.
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, make()).result()
+        return run_async(make)
 
 
 @pytest.fixture
@@ -113,13 +124,15 @@ def live(r: redis.Redis, settings: Settings) -> Iterator[LiveApi]:
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an event loop running
+# in the main thread while it is started, and tests elsewhere call asyncio.run().
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no chromium at {CHROMIUM}: run ./dev (it installs Debian's chromium)")
@@ -170,16 +183,16 @@ def login(live: LiveApi) -> Callable[[Page, str], None]:
     return sign_in
 
 
-def shot(page: Page, name: str) -> Path:
-    """Save a full-page PNG of ``page`` as ``docs/screenshots/NAME.png``."""
+def shot(page: Page, name: str, *, full_page: bool = True) -> Path:
+    """Save a PNG of ``page`` (whole, or the viewport) as ``docs/screenshots/NAME.png``."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
 @pytest.fixture(name="shot")
-def shot_fixture() -> Callable[[Page, str], Path]:
+def shot_fixture() -> Callable[..., Path]:
     return shot
 
 

@@ -403,8 +403,8 @@ def test_grid_team_records_outcomes_that_change_coverage_and_the_next_list(
     page.reload()
     expect(households).to_have_count(2)  # moved and sampled households are off the list
     first = page.locator("#households .household").first
-    expect(first).to_contain_text("医护上门")
-    expect(first).to_contain_text("需医护上门")
+    expect(first).to_contain_text("上门采样（医护）")
+    expect(first).to_contain_text("上次：需医护上门")
     # The re-sample orders are on the same page, first, urgent ones marked.
     order = page.locator("#resample .household.urgent[data-household='1-1-101']")
     expect(order).to_contain_text("紧急复采")

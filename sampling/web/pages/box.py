@@ -22,32 +22,32 @@ from sampling.web.pages.chain import page
 i18n.register(
     {
         "nav.box": {"zh": "封箱", "en": "Seal boxes"},
-        "box.title": {"zh": "封箱台", "en": "Sealing desk"},
-        "box.code": {"zh": "扫描箱码", "en": "Scan the box code"},
-        "box.lab": {"zh": "送检实验室", "en": "Lab"},
-        "box.open": {"zh": "开箱", "en": "Open box"},
-        "box.resume": {"zh": "继续此箱", "en": "Continue this box"},
-        "box.current": {"zh": "当前箱", "en": "Current box"},
-        "box.tube": {"zh": "扫描试管（扫完一支按回车）", "en": "Scan a tube (Enter after each)"},
-        "box.add": {"zh": "装入", "en": "Add"},
-        "box.tubes": {"zh": "管数", "en": "Tubes"},
-        "box.samples": {"zh": "样本数", "en": "Samples"},
-        "box.count_title": {"zh": "清点箱内实物后填写", "en": "Count what is in the box"},
-        "box.counted_tubes": {"zh": "清点管数", "en": "Tubes counted"},
-        "box.counted_samples": {"zh": "清点样本数", "en": "Samples counted"},
-        "box.seal": {"zh": "封箱", "en": "Seal"},
-        "box.sealed": {"zh": "已封箱：{box}", "en": "Sealed: {box}"},
-        "box.added": {"zh": "已装入 {tube}（{n} 人）", "en": "Added {tube} ({n} residents)"},
-        "box.opened": {"zh": "已开箱 {box}", "en": "Opened {box}"},
-        "box.manifest": {"zh": "打印装箱清单", "en": "Print the manifest"},
-        "box.handover": {"zh": "交接给转运员", "en": "Hand over to a courier"},
-        "box.courier": {"zh": "转运员编号", "en": "Courier id"},
-        "box.hand": {"zh": "交接", "en": "Hand over"},
-        "box.handed": {
+        "sealer.title": {"zh": "封箱台", "en": "Sealing desk"},
+        "sealer.code": {"zh": "扫描箱码", "en": "Scan the box code"},
+        "sealer.lab": {"zh": "送检实验室", "en": "Lab"},
+        "sealer.open": {"zh": "开箱", "en": "Open box"},
+        "sealer.resume": {"zh": "继续此箱", "en": "Continue this box"},
+        "sealer.current": {"zh": "当前箱", "en": "Current box"},
+        "sealer.tube": {"zh": "扫描试管（扫完一支按回车）", "en": "Scan a tube (Enter after each)"},
+        "sealer.add": {"zh": "装入", "en": "Add"},
+        "sealer.tubes": {"zh": "管数", "en": "Tubes"},
+        "sealer.samples": {"zh": "样本数", "en": "Samples"},
+        "sealer.count_title": {"zh": "清点箱内实物后填写", "en": "Count what is in the box"},
+        "sealer.counted_tubes": {"zh": "清点管数", "en": "Tubes counted"},
+        "sealer.counted_samples": {"zh": "清点样本数", "en": "Samples counted"},
+        "sealer.seal": {"zh": "封箱", "en": "Seal"},
+        "sealer.sealed": {"zh": "已封箱：{box}", "en": "Sealed: {box}"},
+        "sealer.added": {"zh": "已装入 {tube}（{n} 人）", "en": "Added {tube} ({n} residents)"},
+        "sealer.opened": {"zh": "已开箱 {box}", "en": "Opened {box}"},
+        "sealer.manifest": {"zh": "打印装箱清单", "en": "Print the manifest"},
+        "sealer.handover": {"zh": "交接给转运员", "en": "Hand over to a courier"},
+        "sealer.courier": {"zh": "转运员编号", "en": "Courier id"},
+        "sealer.hand": {"zh": "交接", "en": "Hand over"},
+        "sealer.handed": {
             "zh": "已交接给 {courier}，请转运员扫描下方箱码",
             "en": "Handed to {courier}: the courier scans the code below",
         },
-        "box.show_code": {"zh": "转运员扫描此码", "en": "Courier: scan this code"},
+        "sealer.show_code": {"zh": "转运员扫描此码", "en": "Courier: scan this code"},
         "col.tube": {"zh": "试管", "en": "Tube"},
         "col.box": {"zh": "箱码", "en": "Box"},
         "col.refs": {"zh": "居民（哈希前缀）", "en": "Residents (hash prefix)"},
@@ -70,7 +70,7 @@ link(Link("nav.box", "/ui/box", ("sealer",), order=20))
 @get("/ui/box", include_in_schema=False, opt=roles("sealer"))
 async def box_desk(request: Request[Any, Any, Any]) -> Any:
     return await page(
-        request, "box.html", "box.", "state.", box=request.query_params.get("box", "")
+        request, "box.html", "sealer.", "state.", box=request.query_params.get("box", "")
     )
 
 

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from sampling.binding import keys as binding_keys
 from sampling.web import i18n
-from sampling.web.layer import device_of, lang, render, tz
+from sampling.web.layer import device_of, lang, render
 
 if TYPE_CHECKING:
     from litestar import Request
@@ -103,7 +103,6 @@ async def page(
         template,
         round_id=round_id,
         words=words(request, *prefixes),
-        tz=tz(request),
         seq=seq,
         **ctx,
     )

@@ -44,7 +44,7 @@
       const code = $("box-code").value.trim();
       await api("POST", base + "/boxes", { ...nextOp("open"), box: code, lab: $("box-lab").value.trim() });
       await reload(code);
-      ok(t("box.opened", { box: box }));
+      ok(t("sealer.opened", { box: box }));
       $("tube-code").focus();
     });
   });
@@ -60,7 +60,7 @@
       const got = await api("POST", base + "/boxes/" + box + "/tubes", { ...nextOp("add"), tube });
       const view = await reload(box);
       const mine = view.contents.find((c) => c.tube === got.tube);
-      ok(t("box.added", { tube: got.tube, n: String(mine ? mine.residents : "?") }));
+      ok(t("sealer.added", { tube: got.tube, n: String(mine ? mine.residents : "?") }));
     }).finally(() => input.focus());
   });
 
@@ -74,7 +74,7 @@
         lab: $("seal-lab").value.trim(),
       });
       await reload(box);
-      ok(t("box.sealed", { box }));
+      ok(t("sealer.sealed", { box }));
     });
   });
 
@@ -84,7 +84,7 @@
       const courier = $("courier-id").value.trim();
       await api("POST", base + "/boxes/" + box + "/handover", { ...nextOp("hand"), courier });
       await reload(box);
-      ok(t("box.handed", { courier }));
+      ok(t("sealer.handed", { courier }));
     });
   });
 
