@@ -31,6 +31,15 @@ _RECORD = {"roles": ("grid", "admin")}
 _READ = {"roles": ("grid", "admin", "viewer")}
 
 
+class PersonOutcome(Base, frozen=True, kw_only=True):
+    #: The resident code masked as on the door list, and the keyed hash's first 8 hex
+    #: digits (as re-sample orders and discrepancies name residents).
+    resident: str
+    ref: str
+    outcome: str | None
+    at: float | None
+
+
 class HouseholdOutcome(Base, frozen=True, kw_only=True):
     building: str
     unit: str
@@ -39,6 +48,7 @@ class HouseholdOutcome(Base, frozen=True, kw_only=True):
     #: The latest outcome recorded for any of the household's residents.
     outcome: str | None
     at: float | None
+    people: list[PersonOutcome] = []
 
 
 class GridOutcomes(Base, frozen=True, kw_only=True):
@@ -108,7 +118,7 @@ class DoorController(Controller):
         def rows() -> pl.DataFrame:
             return (
                 register.filter(pl.col("grid") == grid)
-                .select("building", "unit", "household", "rhash")
+                .select("building", "unit", "household", "rhash", "resident")
                 .collect()
             )
 
@@ -116,8 +126,17 @@ class DoorController(Controller):
         log: DoorLog = svc.doorlog
         found = await log.outcomes(round_id, frame["rhash"].to_list())
         by: dict[tuple[str, str, str], list[tuple[str, int] | None]] = {}
-        for (b, u, h, _), got in zip(frame.iter_rows(), found, strict=True):
+        people: dict[tuple[str, str, str], list[PersonOutcome]] = {}
+        for (b, u, h, rhash, code), got in zip(frame.iter_rows(), found, strict=True):
             by.setdefault((b, u, h), []).append(got)
+            people.setdefault((b, u, h), []).append(
+                PersonOutcome(
+                    resident=f"{code[:4]}**********{code[-4:]}",
+                    ref=rhash[:8],
+                    outcome=got[0] if got else None,
+                    at=got[1] / 1000 if got else None,
+                )
+            )
         households = []
         counts: dict[str, int] = {}
         for (b, u, h), marks in sorted(by.items()):
@@ -133,6 +152,7 @@ class DoorController(Controller):
                     residents=len(marks),
                     outcome=last[0] if last else None,
                     at=last[1] / 1000 if last else None,
+                    people=people[(b, u, h)],
                 )
             )
         return GridOutcomes(round=round_id, grid=grid, households=households, counts=counts)

@@ -102,6 +102,10 @@ def test_outcomes_change_coverage_and_the_next_list(
 
     live = api.get(URL, g1).json()
     assert live["counts"] == {"moved": 1, "not_home": 1, "medical": 1, "sampled": 1}
+    by = {(h["building"], h["unit"], h["household"]): h for h in live["households"]}
+    (person,) = by[("2", "1", "101")]["people"]
+    assert person["outcome"] == "sampled" and person["resident"].endswith(resident(5)[-4:])
+    assert "*" in person["resident"] and len(person["ref"]) == 8
 
     archive_now(api, settings)
     after = grid_row(api, toks["viewer"])

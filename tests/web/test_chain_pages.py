@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -404,7 +405,7 @@ def test_grid_team_records_outcomes_that_change_coverage_and_the_next_list(
     expect(households).to_have_count(2)  # moved and sampled households are off the list
     first = page.locator("#households .household").first
     expect(first).to_contain_text("上门采样（医护）")
-    expect(first).to_contain_text("上次：需医护上门")
+    expect(first.locator("[data-last]")).to_contain_text("上次：需医护上门")
     # The re-sample orders are on the same page, first, urgent ones marked.
     order = page.locator("#resample .household.urgent[data-household='1-1-101']")
     expect(order).to_contain_text("紧急复采")
@@ -429,3 +430,10 @@ def test_grid_team_records_outcomes_that_change_coverage_and_the_next_list(
     finally:
         phone.close()
     assert live.get("/v1/rounds/r1/doors/G2", team).status_code == 403
+    # English is one click away; the same list, the same outcomes.
+    page.goto(f"{live.url}/ui/lang/en?next=/ui/doors")
+    expect(page.locator("h1")).to_contain_text("Grid G1: door list")
+    expect(page.locator("#households .household [data-last]").first).to_have_text(
+        re.compile(r"^Last: medical staff needed \d\d:\d\d$")
+    )
+    shot(page, "doors-desk-en")

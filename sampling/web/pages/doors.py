@@ -29,7 +29,7 @@ i18n.register(
         "doors.urgent": {"zh": "紧急复采", "en": "URGENT re-sample"},
         "doors.normal": {"zh": "复采", "en": "Re-sample"},
         "doors.none": {"zh": "本网格暂无待敲门住户。", "en": "No household to visit in this grid."},
-        "doors.residents": {"zh": "{n} 人", "en": "{n} residents"},
+        "doors.residents": {"zh": "{n} 人", "en": "residents: {n}"},
         "doors.tube": {"zh": "试管码", "en": "Tube"},
         "doors.codes": {"zh": "居民码（每行一个）", "en": "Resident codes (one a line)"},
         "doors.sampled_btn": {"zh": "已采样", "en": "Sampled"},

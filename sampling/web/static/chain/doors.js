@@ -21,18 +21,27 @@
     return (text || "").split(";").filter(Boolean).map((l) => el("span", { class: "mark" }, t("label." + l)));
   }
 
+  // Each person's own last outcome: a household outcome is recorded per resident,
+  // and a re-sample at the door is one resident's.
+  function lastOf(p, last) {
+    if (!last) return null;
+    const ref = p.rhash ? p.rhash.slice(0, 8) : null;
+    return (last.people || []).find((x) => (ref ? x.ref === ref : x.resident === p.resident)) || null;
+  }
+
   function card(hh, last, order) {
     const addr = hh.building + "-" + hh.unit + "-" + hh.household;
     const node = el("div", { class: "household" + (order && order.priority === "urgent" ? " urgent" : ""), "data-household": addr });
-    const people = hh.people.map((p) => el("div", { class: "person" },
+    const mine = hh.people.map((p) => lastOf(p, last));
+    const people = hh.people.map((p, i) => el("div", { class: "person" },
       p.colour ? el("span", { class: "colour " + p.colour, title: t("colour." + p.colour) }) : "",
       el("strong", {}, p.name || ""), " ", p.phone ? el("a", { href: "tel:" + p.phone }, p.phone) : "", " ",
       p.mark ? el("span", { class: "mark " + p.mark }, t("mark." + p.mark)) : "",
       order ? el("span", { class: "mark door_medical" }, t(order.priority === "urgent" ? "doors.urgent" : "doors.normal")) : "",
-      ...labels(p.labels)));
-    const lastLine = last && last.outcome
-      ? el("div", { class: "hint", "data-last": last.outcome }, t("doors.last", { outcome: t("outcome." + last.outcome), time: hm(last.at) }))
-      : "";
+      ...labels(p.labels),
+      mine[i] && mine[i].outcome
+        ? el("div", { class: "hint", "data-last": mine[i].outcome }, t("doors.last", { outcome: t("outcome." + mine[i].outcome), time: hm(mine[i].at) }))
+        : ""));
     const tube = el("input", { type: "text", placeholder: t("doors.tube"), autocomplete: "off" });
     const codes = el("textarea", { rows: 2, placeholder: t("doors.codes") });
     const sampled = el("button", { type: "button", "data-outcome": "sampled" }, t("doors.sampled_btn"));
@@ -50,10 +59,11 @@
     }));
     buttons.forEach((b) => b.addEventListener("click", () => send(b.dataset.outcome, b, {})));
     node.append(el("div", { class: "addr" }, addr + " · " + t("doors.residents", { n: String(hh.people.length) })),
-      ...people, lastLine,
+      ...people,
       el("div", { class: "row" }, el("div", { class: "field" }, tube), el("div", { class: "grow" }, codes), sampled),
       el("div", { class: "outcomes" }, ...buttons));
-    if (!order && last && (last.outcome === "sampled" || last.outcome === "moved")) node.classList.add("done");
+    const settled = (x) => x && (x.outcome === "sampled" || x.outcome === "moved");
+    if (!order && mine.length && mine.every(settled)) node.classList.add("done");
     return node;
   }
 
