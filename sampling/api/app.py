@@ -81,7 +81,10 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             title="sampling",
             version="0.1.0",
             description="Sample tracking for city-scale mass testing. Every error is an RFC 9457 "
-            "problem document with a stable `code`.",
+            "problem document with a stable `code`. Authenticate with `Authorization: Bearer "
+            "<device or staff token>`; a page signed in at `/ui/login` sends its cookie instead, "
+            "and on a change also the `X-CSRF-Token` header equal to the `sampling_csrf` "
+            "cookie. Each operation names the roles it admits.",
             path="/docs",
             render_plugins=docs_plugins(),
         ),

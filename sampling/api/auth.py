@@ -81,6 +81,8 @@ async def _authenticate(scope: Scope, roles: tuple[str, ...], hot: bool) -> Devi
     state = scope["litestar_app"].state
     device: Device = await state.services.devices.authenticate(token, cached=hot)
     if device.role not in roles:
+        # Known though refused: a page's refusal still shows who is signed in.
+        scope.setdefault("state", {})["device"] = device
         raise Forbidden(f"a {device.role} device may not do this", role=device.role)
     limiter = getattr(state, "limiter", None)
     if limiter is not None:

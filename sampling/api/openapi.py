@@ -4,8 +4,10 @@ Litestar builds the OpenAPI document from the handlers' signatures; this adds,
 once, at start-up, to that same document object:
 
 - each operation's **roles** (from its ``opt["roles"]``, the ones the auth
-  middleware enforces) at the head of its description, and its security
-  (a bearer token, or the sign-in cookie of a page);
+  middleware enforces) at the head of its description (how to send the token
+  is said once, in the API's description: no per-operation security
+  requirement, which schema fuzzers would negate by dropping a header the
+  client always sends);
 - its **error responses** as RFC 9457 ``application/problem+json`` documents
   (the ``Problem`` schema: ``type``, ``title``, ``status``, ``code``,
   ``detail``), for the statuses that can occur there: 401, 403 and 429 where a
@@ -32,10 +34,8 @@ from litestar.openapi.spec import (
     OpenAPIType,
     Reference,
     Schema,
-    SecurityScheme,
 )
 
-from sampling.api.auth import TOKEN_COOKIE
 from sampling.api.problems import MEDIA
 
 if TYPE_CHECKING:
@@ -165,18 +165,6 @@ def document(app: Litestar) -> None:
     components = openapi.components = openapi.components or Components()
     schemas = components.schemas = dict(components.schemas or {})
     schemas[PROBLEM] = _problem_schema()
-    components.security_schemes = {
-        "bearer": SecurityScheme(
-            type="http", scheme="bearer", description="a device or staff token"
-        ),
-        "cookie": SecurityScheme(
-            type="apiKey",
-            name=TOKEN_COOKIE,
-            security_scheme_in="cookie",
-            description="set by signing in at /ui/login; a change also needs the "
-            "X-CSRF-Token header equal to the sampling_csrf cookie",
-        ),
-    }
     strict = _strict_names()
     for name, schema in schemas.items():
         if isinstance(schema, Schema) and name in strict:
@@ -191,7 +179,6 @@ def document(app: Litestar) -> None:
             if roles is not None:
                 who = ", ".join(f"`{r}`" for r in roles)
                 op.description = f"**Roles:** {who}.\n\n{op.description or ''}".strip()
-                op.security = [{"bearer": []}, {"cookie": []}]
             responses = op.responses = dict(op.responses or {})
             for status in _statuses(openapi, method, path, op, roles):
                 responses[str(status)] = _response(status)

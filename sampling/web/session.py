@@ -20,6 +20,7 @@ from __future__ import annotations
 import secrets
 import time
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
@@ -139,7 +140,7 @@ def unauthenticated(request: Request[Any, Any, Any], exc: AuthError) -> Response
         # htmx follows HX-Redirect; an event stream just ends and the page reloads.
         return signed_out(Response(b"", status_code=401, headers={"HX-Redirect": LOGIN_URL}))
     had = bool(request.cookies.get(TOKEN_COOKIE))
-    target = f"{LOGIN_URL}?next={request.url.path}" + ("&expired=1" if had else "")
+    target = f"{LOGIN_URL}?next={quote(request.url.path)}" + ("&expired=1" if had else "")
     return signed_out(Redirect(target, status_code=303))
 
 

@@ -109,6 +109,11 @@ def test_scans_appear_without_reload_within_10s(
     eventually(lambda: digits(figure(page, "sampled")) == before + 7, timeout=10)
     assert time.monotonic() - started < 10
     assert page.evaluate("window.__same_page") is True  # no reload happened
+    # The chart survived the swaps (hx-preserve) and was fed this minute's scans.
+    assert page.locator("#chart .uplot").count() == 1
+    last = page.evaluate("JSON.parse(document.getElementById('spm-data').textContent)[1].at(-1)")
+    doc = live_doc(live, viewer)
+    assert last == doc["scans_per_minute"][-1]["scans"] > 0
     assert (
         digits(page.inner_text("[data-stage=closed_unboxed] .n"))
         == live_doc(live, viewer)["tubes"]["closed_unboxed"]
@@ -204,6 +209,8 @@ def test_scanner_is_not_shown_the_dashboard(
     resp = page.goto(f"{live.url}/ui/rounds/r1")
     assert resp is not None and resp.status == 403
     assert "scanner" in page.inner_text("main")
+    assert "退出登录" in page.inner_text("header")  # still signed in, and says so
+    shot(page, "forbidden")
 
 
 def test_revoked_token_sends_the_open_dashboard_to_login(
@@ -225,9 +232,41 @@ def test_english_dashboard_and_landing_links(
     login(page, admin)
     hrefs = page.locator("ul.pages a").evaluate_all("xs => xs.map(a => a.getAttribute('href'))")
     assert {"/ui/rounds/r1", "/ui/rounds/r2"} <= set(hrefs)
+    shot(page, "home")
     page.click("a[href='/ui/rounds/r1']")
     page.click("header a.lang")
     assert page.url.endswith("/ui/rounds/r1")
     assert page.inner_text("h1") == "Dashboard · round r1"
     assert "Residents expected" in page.inner_text("main")
     shot(page, "dashboard-en")
+
+
+def test_device_with_a_sequence_gap_links_to_its_page(
+    live: LiveApi, world: w.World, page: Page, login: Callable[..., None]
+) -> None:
+    grid = sorted(world.scanners)[-1]
+    site = next(s.id for s in world.district.sites if s.grid == grid)
+    token = live.device("hh-gap", "scanner", site=site)
+    tube = codes.make_tube(777_001)
+    opened = live.post("/v1/rounds/r1/tubes", token, {"op": "g1", "seq": 1, "tube": tube})
+    assert opened.status_code == 201, opened.text
+    sampled = {p.code for p in world.sampled}
+    person = next(
+        p for p in world.district.residents
+        if p.grid == grid and p.code not in sampled and not p.vacant and not p.away
+        and not p.risk_flags
+    )  # fmt: skip
+    # Seq 2 and 3 never arrive (a handheld that lost them): a gap of two.
+    scanned = live.post(
+        f"/v1/rounds/r1/tubes/{tube}/scans", token, {"op": "g4", "seq": 4, "resident": person.code}
+    )
+    assert scanned.status_code == 200, scanned.text
+    viewer = live.device("viewer1", "viewer")
+    login(page, viewer, "/ui/rounds/r1")
+    gaps = live_doc(live, viewer)["devices"]["gaps"]
+    assert {"device": "hh-gap", "site": site, "missing": 2} in gaps
+    alarm = page.locator("li[data-alarm=device_gap][data-subject=hh-gap]")
+    alarm.locator("a").click()
+    page.wait_for_url("**/ui/rounds/r1/devices/hh-gap")
+    assert "缺失 2 个序号" in page.inner_text("tr[data-device=gap]")
+    shot(page, "device")

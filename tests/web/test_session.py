@@ -26,6 +26,14 @@ def test_login_sets_httponly_strict_cookie_never_in_url(
     assert "v1" in page.inner_text("header")
 
 
+def test_landing_page_without_sign_in_leads_to_login(live: LiveApi, page: Page) -> None:
+    page.goto(f"{live.url}/")
+    assert page.locator("main a[href='/ui/login']").count() == 1
+    assert page.locator("ul.pages").count() == 0
+    page.goto(f"{live.url}/ui/rounds/r1?street=a%26b")
+    assert "/ui/login?next=/ui/rounds/r1" in page.url
+
+
 def test_bad_token_stays_on_login_with_reason(live: LiveApi, page: Page) -> None:
     page.goto(f"{live.url}/ui/login")
     page.fill("#token", "nobody.secret")

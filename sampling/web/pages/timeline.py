@@ -13,7 +13,6 @@ from typing import Any
 from litestar import Request, get
 from litestar.params import FromPath
 
-from sampling.errors import NotFound
 from sampling.web.layer import render, roles
 from sampling.web.pages.dashboard import WATCH, read_live
 
@@ -37,8 +36,6 @@ async def device_page(
     live = await read_live(request, round_id)
     silent = next((d for d in live["devices"]["silent"] if d["device"] == device_id), None)
     gap = next((d for d in live["devices"]["gaps"] if d["device"] == device_id), None)
-    if record is None:
-        raise NotFound(f"no device {device_id}", device=device_id)
     return render(
         request,
         "device.html",
