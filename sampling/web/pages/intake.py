@@ -7,13 +7,22 @@ the summary is ``GET .../boxes/{box}/discrepancies`` itself."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request, get
+from litestar.params import FromPath
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
+from sampling.api.auth import TOKEN_COOKIE
+from sampling.boxing import keys
+from sampling.errors import AuthError
 from sampling.web import i18n
 from sampling.web.layer import Link, link, roles
 from sampling.web.pages.chain import page
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
 
 i18n.register(
     {
@@ -67,4 +76,41 @@ async def intake_desk(request: Request[Any, Any, Any]) -> Any:
     )
 
 
-ROUTES = [intake_desk]
+#: Seconds between two looks at the box: a scan at another desk shows within this.
+EVERY = 1.0
+
+
+@get("/ui/intake/{box:str}/events", include_in_schema=False, opt=roles("lab"))
+async def intake_events(request: Request[Any, Any, Any], box: FromPath[str]) -> ServerSentEvent:
+    """``changed`` whenever the box's state or its intake scans change (another desk
+    scanning the same box included); the page then reads the lists from the API."""
+    services = request.app.state.services
+    round_id = request.query_params.get("round", "")
+    token = request.cookies.get(TOKEN_COOKIE, "")
+    device = request.state.device
+    boxer = services.boxer
+    boxer.may_read(device, await boxer.box(round_id, box))
+    code = (await boxer.box(round_id, box)).box
+    redis = services.redis
+
+    async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
+        seen = ""
+        while True:
+            try:
+                if token:
+                    await services.devices.authenticate(token)
+            except AuthError:
+                yield ServerSentEventMessage(event="signout", data="signout")
+                return
+            state = await redis.hget(keys.box(round_id, code), "state")
+            scanned = await redis.hlen(keys.intake(round_id, code))
+            now = f"{state!r}:{scanned}"
+            if now != seen:
+                seen = now
+                yield ServerSentEventMessage(event="changed", data=now)
+            await asyncio.sleep(EVERY)
+
+    return ServerSentEvent(stream(), headers={"Cache-Control": "no-store"})
+
+
+ROUTES = [intake_desk, intake_events]

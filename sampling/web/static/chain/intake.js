@@ -59,8 +59,9 @@
       const code = $("recv-code").value.trim();
       await api("POST", base + "/boxes/" + encodeURIComponent(code) + "/receive", nextOp("recv"));
       box = code;
-      ok(t("intake.received", { box }));
       await refresh();
+      watch();
+      ok(t("intake.received", { box }));
       $("tube-code").focus();
     });
   });
@@ -85,6 +86,14 @@
     ok(t("intake.closed", { box }));
   }));
 
-  if (PAGE.box) { box = PAGE.box; refresh().catch(refuse); }
-  setInterval(() => refresh().catch(() => {}), 5000);
+  // Live: the server says when the box changed (a scan here or at another desk).
+  let source = null;
+  function watch() {
+    if (source) source.close();
+    source = new EventSource("/ui/intake/" + encodeURIComponent(box) + "/events?round=" + encodeURIComponent(PAGE.round));
+    source.addEventListener("changed", () => refresh().catch(() => {}));
+    source.addEventListener("signout", () => window.location.assign("/ui/login?expired=1&next=/ui/intake"));
+  }
+
+  if (PAGE.box) { box = PAGE.box; refresh().then(watch).catch(refuse); }
 })();
