@@ -434,6 +434,7 @@ def demo(
         "binding": "sampling.binding.bench:bench_binding_command",
         "decode": "sampling.scan.cli:bench_decode_command",
         "reconcile": "sampling.lab.bench:bench_reconcile_command",
+        "live": "sampling.live.bench:bench_live_command",
     },
 )
 def bench() -> None:

@@ -179,3 +179,23 @@ def test_resample_orders(api: Api) -> None:
     assert body["positives"]["orders"] == {"open": 3, "sampled": 1, "resulted": 1}
     assert body["residents"]["sampled"] == 5  # re-samples are not counted twice
     assert body["results"] == {"negative": 1, "positive": 1, "invalid": 1}
+
+
+def test_gaps_within_offline_batches(f: Field) -> None:
+    tok = f.scanner["S2"]
+
+    def batch(seqs: list[int]) -> None:
+        ops = [{"op": f"b{s}", "seq": s, "kind": "open", "tube": tube(900 + s)} for s in seqs]
+        resp = f.api.post("/v1/rounds/r1/batches", tok, {"ops": ops})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["refused"] == 0
+
+    batch([1, 5, 6])
+    assert live(f)["devices"]["gaps"] == [{"device": "scan-S2", "site": "S2", "missing": 3}]
+    batch([2, 3, 9])  # two filled, two more left out
+    assert live(f)["devices"]["gaps"] == [{"device": "scan-S2", "site": "S2", "missing": 3}]
+    batch([4, 7, 8])
+    assert live(f)["devices"]["gaps"] == []
+    # A replayed batch changes nothing.
+    batch([4, 7, 8])
+    assert live(f)["devices"]["gaps"] == []
