@@ -325,6 +325,35 @@ def device_revoke(device_id: str) -> None:
     run(go)
 
 
+@device.command(name="pair")
+@click.argument("device_id")
+@click.option(
+    "--svg", type=click.Path(dir_okay=False), default=None, help="Also write the QR code."
+)
+def device_pair(device_id: str, svg: str | None) -> None:
+    """Make a one-time pairing code for a handheld (10 minutes), as text and QR code."""
+    import segno
+
+    from sampling import localtime
+
+    async def go(url: str) -> None:
+        svc = services_for(url)
+        made = await svc.pairing.create(device_id)
+        tz = svc.settings.tz
+        await svc.close()
+        qr = segno.make_qr(made.code, error="m")
+        qr.terminal(compact=True)
+        if svg:
+            qr.save(svg, kind="svg", scale=8, border=2)
+        console.print(
+            f"pairing code for {device_id}, valid once until "
+            f"{localtime.stamp(made.expires_at, tz)}; enter it on the handheld's page:"
+        )
+        click.echo(made.code)
+
+    run(go)
+
+
 # -- archive ----------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from sampling.api.auth import auth_middleware
 from sampling.api.health import health, ready
 from sampling.api.limits import DeviceLimiter, Gate, admission
 from sampling.api.openapi import document
+from sampling.api.pairing import PairingController
 from sampling.api.problems import HANDLERS
 from sampling.api.services import Services
 from sampling.binding.routes import BindingController
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             health,
             ready,
             AdminController,
+            PairingController,
             BindingController,
             BoxingController,
             LabController,

@@ -168,6 +168,7 @@ def write_pdf(
     last = "last_outcome" in doors.columns
     for n, r in enumerate(doors.iter_rows(named=True), start=1):
         colour = r.get("colour") or "green"
+        # A viewer's list has no name or phone columns: those cells stay empty.
         rows.append([
             r["building"], r["unit"], r["household"], r.get("name") or "", r.get("phone") or "",
             r["resident"],

@@ -140,6 +140,9 @@ def unauthenticated(request: Request[Any, Any, Any], exc: AuthError) -> Response
         # htmx follows HX-Redirect; an event stream just ends and the page reloads.
         return signed_out(Response(b"", status_code=401, headers={"HX-Redirect": LOGIN_URL}))
     had = bool(request.cookies.get(TOKEN_COOKIE))
+    if request.url.path.startswith("/ui/scan"):
+        # A handheld signs in by pairing, not by pasting a token.
+        return signed_out(Redirect("/ui/scan/pair", status_code=303))
     target = f"{LOGIN_URL}?next={quote(request.url.path)}" + ("&expired=1" if had else "")
     return signed_out(Redirect(target, status_code=303))
 

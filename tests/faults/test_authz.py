@@ -25,9 +25,12 @@ from tests.binding import snapshot
 from tests.conftest import SECRET, Api, resident, tube
 
 #: Routes anyone may call: liveness, readiness, the API's own documentation, the
-#: landing page, signing in and out, the language switch and the pages' static files.
+#: landing page, signing in and out, the language switch and the pages' static files;
+#: the pairing exchange (a handheld has no token before it; rate limited), the
+#: handheld's pairing form and its service worker script.
 PUBLIC = re.compile(
-    r"^/(healthz|readyz|docs(/.*)?|ui/(login|logout|lang/\{code:str\}|static(/.*)?))?$"
+    r"^/(healthz|readyz|docs(/.*)?|v1/pair|ui/(login|logout|lang/\{code:str\}|static(/.*)?"
+    r"|scan/pair|sw\.js))?$"
 )
 #: What a refusal body may hold: the problem fields and the names of what was refused.
 REFUSAL_FIELDS = {
