@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,24 @@ def closed_tube(live: LiveApi, token: str, n: int, people: list[int], capacity: 
         got = live.post(f"/v1/rounds/r1/tubes/{code}/close", token, {"op": f"c{seq}", "seq": seq})
         assert got.status_code == 200, got.text
     return code
+
+
+def boxed_for(live: LiveApi, tubes: list[str], lab: str, box: str) -> None:
+    """Seal closed tubes of S1 in ``box`` addressed to ``lab``: a lab reports only the
+    tubes it holds."""
+    sealer = live.device(f"seal-{box}", "sealer", site="S1")
+    send = lambda path, seq, body: live.post(  # noqa: E731
+        f"/v1/rounds/r1{path}", sealer, {"op": f"{box}-{seq}", "seq": seq, **body}
+    )
+    assert send("/boxes", 1, {"box": box}).status_code == 201
+    samples = 0
+    for n, t in enumerate(tubes, start=2):
+        got = send(f"/boxes/{box}/tubes", n, {"tube": t})
+        assert got.status_code == 200, got.text
+        samples = got.json()["samples"]
+    got = send(f"/boxes/{box}/seal", len(tubes) + 2,
+               {"tubes": len(tubes), "samples": samples, "lab": lab})  # fmt: skip
+    assert got.status_code == 200, got.text
 
 
 def sampling_point(live: LiveApi) -> str:
@@ -247,8 +266,9 @@ def test_results_dry_run_then_real_then_a_held_result_resolved_and_audited(
     scanner = sampling_point(live)
     t1 = closed_tube(live, scanner, 41, [1, 2])
     t2 = closed_tube(live, scanner, 42, [3])
+    boxed_for(live, [t1, t2], "L1", codes.make_box(41))
     garbled = t1[:-1] + str((int(t1[-1]) + 1) % 10)
-    at = "2022-05-01T14:03:00+08:00"
+    at = datetime.now(UTC).replace(microsecond=0).isoformat()
     rows = [
         f"{t1},negative,,,L1,{at}",
         f"{t2},positive,22.5,24.1,L1,{at}",
@@ -393,9 +413,11 @@ def test_grid_team_records_outcomes_that_change_coverage_and_the_next_list(
     counts = live.get("/v1/rounds/r1/doors/G1/outcomes", team).json()["counts"]
     assert counts == {"moved": 1, "not_home": 1, "medical": 1, "sampled": 1}
     # Resident 1's pool comes back positive: an urgent re-sample order for the grid.
-    lab = live.device("lab1", "lab", lab="L1")
+    # (The admin imports it: the tube was never boxed, and a lab device reports only
+    # the tubes its lab holds.)
+    lab = live.admin
     row = {"tube": tube(1), "outcome": "positive", "ct_orf1ab": 21.0, "ct_n": 23.0,
-           "tested_at": "2022-05-01T14:03:00+08:00"}  # fmt: skip
+           "lab": "L1", "tested_at": datetime.now(UTC).isoformat()}  # fmt: skip
     assert live.post("/v1/rounds/r1/results", lab, {"results": [row]}).json()["stored"] == 1
 
     archive_now(settings)
