@@ -33,6 +33,8 @@ from sampling.lab.models import HeldResult, IngestReport, OrphanResult, ResultBa
 from sampling.lab.parse import Parsed, read_file, read_json
 from sampling.lab.results import LabResults, check_lab_device, holder
 
+#: Door-list columns that name a resident: only for ``report.PERSONAL_ROLES``.
+PERSONAL_COLUMNS = ("name", "phone")
 #: A result may be dated this long before its round was created (clocks, late set-up).
 ROUND_GRACE_S = 86_400
 #: Largest JSON batch or file of results, in rows.
@@ -243,13 +245,12 @@ class LabController(Controller):
         viewer's has no names or phone numbers."""
         if device.role == "grid" and device.grid != grid:
             raise Forbidden("a grid team sees only its own grid's list", grid=device.grid)
-        _may_see_personal(device, "knock-on-door list")
         data_dir = _data_dir(request)
         got = await _collect(data_dir, round_id, ("doors",))
         frame = got["doors"].filter(pl.col("grid") == grid)
-        if device.role == "viewer":
-            # The command centre sees the whole round, but no one's name or phone number.
-            frame = frame.drop("name", "phone", strict=False)
+        if device.role not in report.PERSONAL_ROLES:
+            # A district viewer sees how many doors and which, never who lives there.
+            frame = frame.drop(PERSONAL_COLUMNS, strict=False)
         as_of = report.as_of(data_dir, round_id)
         tz = services(request).settings.tz
         title = (
