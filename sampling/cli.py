@@ -69,6 +69,7 @@ def run(make: Callable[[str], Coroutine[Any, Any, T]]) -> T:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     from sampling.store.embedded import ServerStartError
+    from sampling.store.lock import DirectoryLocked
     from sampling.store.runtime import redis_url
 
     try:
@@ -76,12 +77,21 @@ def run(make: Callable[[str], Coroutine[Any, Any, T]]) -> T:
             return asyncio.run(make(url))
     except SamplingError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    except DirectoryLocked as exc:
+        raise locked(exc) from exc
     except ServerStartError as exc:
         raise click.ClickException(f"the embedded Valkey server could not start: {exc}") from exc
     except RedisConnectionError as exc:
         raise click.ClickException(
             f"cannot reach Redis ({exc}); check SAMPLING_REDIS_URL or that the server is up"
         ) from exc
+
+
+def locked(exc: Exception) -> click.ClickException:
+    """The one line for a data directory another process owns."""
+    return click.ClickException(
+        f"{exc}; stop it first, or set SAMPLING_DATA_DIR to another directory"
+    )
 
 
 def services_for(url: str) -> Any:
@@ -124,16 +134,31 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the API (and the embedded Valkey server unless SAMPLING_REDIS_URL is set)."""
     import uvicorn
 
-    from sampling.store.runtime import embedded_for
+    from sampling.store.embedded import ServerStartError
+    from sampling.store.lock import DirectoryLocked
+    from sampling.store.runtime import embedded_for, serve_lock
 
     cfg = settings()
     env = os.environ
-    env["SAMPLING_SECRET"] = cfg.secret().hex()  # every worker hashes with the same key
-    server = None
+    lock = server = None
     if not cfg.redis_url:
-        server = embedded_for(cfg).start()
+        # One server per data directory: the lock comes before any file in it is
+        # touched (the secret included). With a URL, many serve processes share
+        # one server by design.
+        try:
+            lock = serve_lock(cfg)
+        except DirectoryLocked as exc:
+            raise locked(exc) from exc
+        try:
+            server = embedded_for(cfg).start()
+        except ServerStartError as exc:
+            lock.release()
+            raise click.ClickException(
+                f"the embedded Valkey server could not start: {exc}"
+            ) from exc
         env["SAMPLING_REDIS_URL"] = server.url
         console.print(f"[green]embedded Valkey[/] at {server.url} (data in {server.data_dir})")
+    env["SAMPLING_SECRET"] = cfg.secret().hex()  # every worker hashes with the same key
     try:
         uvicorn.run(
             "sampling.api.app:create_app",
@@ -148,6 +173,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         if server is not None:
             server.stop()
             console.print("embedded Valkey stopped")
+        if lock is not None:
+            lock.release()
 
 
 # -- rounds, sites, devices --------------------------------------------------------
@@ -365,10 +392,14 @@ def demo(as_json: bool, residents: int, n_sites: int, out_dir: str, seed: int) -
     from pathlib import Path
 
     from sampling.demo.run import run_demo
+    from sampling.store.lock import DirectoryLocked
 
-    summary = run_demo(
-        Path(out_dir), residents=residents, n_sites=n_sites, seed=seed, quiet=as_json
-    )
+    try:
+        summary = run_demo(
+            Path(out_dir), residents=residents, n_sites=n_sites, seed=seed, quiet=as_json
+        )
+    except DirectoryLocked as exc:
+        raise locked(exc) from exc
     if as_json:
         import json
 

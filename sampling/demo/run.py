@@ -37,6 +37,7 @@ from sampling.privacy import ResidentHasher
 from sampling.settings import Settings
 from sampling.store.client import as_bytes, connect
 from sampling.store.embedded import EmbeddedServer, free_port
+from sampling.store.lock import LOCK_NAME, DataDirLock
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -396,12 +397,24 @@ def _print(console: Console, summary: dict[str, Any]) -> None:
 def run_demo(out: Path, *, residents: int, n_sites: int, seed: int, quiet: bool) -> dict[str, Any]:
     console = Console(stderr=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    # The folder is ours alone while the demo runs (a second demo on it would wipe
+    # the first one's running server): lock it, then wipe all but the lock.
+    with DataDirLock(out):
+        for child in out.iterdir():
+            if child.name != LOCK_NAME:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        summary = _run(out, residents, n_sites, seed, quiet, console)
+    if not quiet:
+        _print(console, summary)
+    return summary
+
+
+def _run(
+    out: Path, residents: int, n_sites: int, seed: int, quiet: bool, console: Console
+) -> dict[str, Any]:
     data_dir = out / "data"
     port = free_port()
-    with EmbeddedServer(data_dir / "valkey") as valkey:
+    with DataDirLock(data_dir), EmbeddedServer(data_dir / "valkey") as valkey:
         # The demo plays a day in seconds: per-device rate limits set for people
         # scanning by hand would throttle its simulated devices.
         settings = Settings(redis_url=valkey.url, data_dir=data_dir, device_rate=100_000.0)
@@ -413,6 +426,4 @@ def run_demo(out: Path, *, residents: int, n_sites: int, seed: int, quiet: bool)
         finally:
             server.should_exit = True
             thread.join(10)
-    if not quiet:
-        _print(console, summary)
     return summary
