@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from sampling.adminlog import cli_user
 from sampling.errors import SamplingError
 from sampling.settings import Settings, SettingsError
 
@@ -194,7 +195,9 @@ def round_create(round_id: str, name: str, pool: str) -> None:
 
     async def go(url: str) -> None:
         svc = services_for(url)
-        made = await svc.rounds.create(RoundIn(id=round_id, name=name, pool=int(pool)))
+        made = await svc.rounds.create(
+            RoundIn(id=round_id, name=name, pool=int(pool)), by=cli_user()
+        )
         await svc.close()
         click.echo(f"round {made.id} open (pool {made.pool})")
 
@@ -224,10 +227,11 @@ def round_list() -> None:
 
 @round_.command(name="close")
 @click.argument("round_id")
-def round_close(round_id: str) -> None:
+@click.option("--reason", default="", help="Why, when closing corrects a mistake (journaled).")
+def round_close(round_id: str, reason: str) -> None:
     async def go(url: str) -> None:
         svc = services_for(url)
-        await svc.rounds.close(round_id)
+        await svc.rounds.close(round_id, by=cli_user(), reason=reason)
         await svc.close()
         click.echo(f"round {round_id} closed")
 
@@ -251,7 +255,8 @@ def site_create(site_id: str, name: str, street: str, community: str, grid: str)
     async def go(url: str) -> None:
         svc = services_for(url)
         await svc.sites.create(
-            SiteIn(id=site_id, name=name, street=street, community=community, grid=grid)
+            SiteIn(id=site_id, name=name, street=street, community=community, grid=grid),
+            by=cli_user(),
         )
         await svc.close()
         click.echo(f"site {site_id} registered")
@@ -293,9 +298,21 @@ def device_create(
 ) -> None:
     """Register a device and print its token (shown once)."""
     from sampling.auth.models import DeviceIn
+    from sampling.errors import NotFound
+
+    if role == "grid" and not grid:
+        raise click.UsageError("a grid device needs --grid (the grid whose door lists it reads)")
 
     async def go(url: str) -> None:
         svc = services_for(url)
+        if site_id:
+            try:
+                await svc.sites.get(site_id)
+            except NotFound:
+                await svc.close()
+                raise click.ClickException(
+                    f"no site {site_id}: register it first with 'sampling site create {site_id}'"
+                ) from None
         made = await svc.devices.create(
             DeviceIn(
                 id=device_id,
@@ -304,7 +321,8 @@ def device_create(
                 lab=lab,
                 grid=grid,
                 expires_in=expires_in,
-            )
+            ),
+            by=cli_user(),
         )
         await svc.close()
         console.print(f"device {device_id} ({role}) registered; its token, shown once:")
@@ -328,10 +346,11 @@ def device_list() -> None:
 
 @device.command(name="revoke")
 @click.argument("device_id")
-def device_revoke(device_id: str) -> None:
+@click.option("--reason", default="", help="Why (journaled).")
+def device_revoke(device_id: str, reason: str) -> None:
     async def go(url: str) -> None:
         svc = services_for(url)
-        await svc.devices.revoke(device_id)
+        await svc.devices.revoke(device_id, by=cli_user(), reason=reason)
         await svc.close()
         click.echo(f"device {device_id} revoked")
 
