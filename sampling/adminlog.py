@@ -24,7 +24,6 @@ import getpass
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sampling.store.client import as_bytes
 from sampling.store.scripts import Scripts
 
 if TYPE_CHECKING:
@@ -108,12 +107,14 @@ async def entries(redis: AnyRedis, *, round_id: str | None = None) -> list[Admin
     out: list[AdminEntry] = []
     start = "-"
     while True:
-        page = await redis.xrange(ADMIN, min=start, count=10_000)
+        page: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(
+            ADMIN, min=start, count=10_000
+        )  # type: ignore[assignment]  # replies are bytes: our clients never decode
         for sid, raw in page:
-            f = {as_bytes(k).decode(): as_bytes(v).decode() for k, v in raw.items()}
+            f = {k.decode(): v.decode() for k, v in raw.items()}
             if round_id is not None and f.get("round") != round_id:
                 continue
-            ident = as_bytes(sid).decode()
+            ident = sid.decode()
             out.append(
                 AdminEntry(
                     id=ident,
@@ -125,4 +126,4 @@ async def entries(redis: AnyRedis, *, round_id: str | None = None) -> list[Admin
             )
         if len(page) < 10_000:
             return out
-        start = "(" + as_bytes(page[-1][0]).decode()
+        start = "(" + page[-1][0].decode()
