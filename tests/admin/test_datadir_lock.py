@@ -56,7 +56,7 @@ def test_admin_command_without_a_server_is_quick(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     # Was ~8.9 s (redis-py retrying a probe of a missing socket); now ~0.7 s,
     # most of it Python start-up. A generous bound, as a sanity check only.
-    assert took < 3.0
+    assert took < 5.0
     assert sampling(data, "round", "list").stdout.count("r1") == 1
 
 
