@@ -57,6 +57,7 @@ class Services:
                 max_batch=settings.max_batch,
                 waitaof=settings.durability == "waitaof",
                 lane=lane,
+                tz=settings.tz,
             ),
             boxer=Boxer(
                 redis,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ import numpy as np
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from sampling import adminlog, codes
+from sampling import adminlog, codes, localtime
 from sampling.adminlog import Registry
 from sampling.binding import keys
 from sampling.binding.errors import RoundNotFound, TubeNotFound
@@ -122,9 +121,12 @@ class Binder:
         max_batch: int = 500,
         waitaof: bool = False,
         lane: Lane | None = None,
+        tz: str = localtime.DEFAULT_TZ,
     ) -> None:
         self._redis = redis
         self._hasher = hasher
+        #: The district's zone: a refusal tells the sampler when, in local time.
+        self._tz = tz
         self._rounds = rounds
         self._sites = sites
         self._scripts = Scripts(redis, _PKG, ("apply", _CLAIM_LUA, "risk"))
@@ -435,7 +437,7 @@ class Binder:
             where = f"{site.name} ({site.community}, {site.street})"
         except NotFound:
             where = f"site {rec.site}"
-        return f"in tube {tube} at {where} at {datetime.fromtimestamp(when):%H:%M}"
+        return f"in tube {tube} at {where} at {localtime.hm(when, self._tz)}"
 
     def shutdown(self) -> None:
         if self._lane is not None:
