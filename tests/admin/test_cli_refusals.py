@@ -171,3 +171,33 @@ def test_a_result_reads_as_words() -> None:
     words = _result_words(res, "Asia/Shanghai")
     assert words == "negative, Ct N 31.5, lab L1, tested 2026-12-02 12:09"
     assert "|" not in words
+
+
+def test_a_register_import_is_journaled_with_its_risk_flags(
+    api: Api, settings: Settings, tmp_path: Path
+) -> None:
+    api.round("r1")
+    reg = tmp_path / "reg.csv"
+    head = REGISTER_HEAD.strip() + ",colour\n"
+    reg.write_text(
+        head
+        + f"{resident(1)},张三,花园路,花园社区,G1,1,1,101,yellow\n"
+        + f"{resident(2)},李四,花园路,花园社区,G1,1,1,102,\n"
+    )
+    done = cli(settings, "register", "import", str(reg), "--round", "r1")
+    assert done.exit_code == 0, done.output
+    refused(cli(settings, "register", "import", str(reg), "--round", "nope"), "no round nope")
+    rows = [
+        line
+        for line in cli(settings, "audit", "admin", "--round", "r1", "--json").output.splitlines()
+    ]
+    import json
+
+    entries = [json.loads(line) for line in rows if line.startswith("{")]
+    what = [e["what"] for e in entries]
+    assert what == ["round created", "risk flags set", "register imported"], what
+    imported = entries[-1]
+    assert (imported["file"], imported["stored"], imported["flagged"]) == ("reg.csv", "2", "1")
+    assert imported["by"].startswith("cli:")
+    risk = cli(settings, "audit", "resident", resident(1), "--round", "r1").output
+    assert "risk flags set" in risk and "yellow code" in risk

@@ -85,3 +85,16 @@ def test_a_server_left_running_is_not_taken_over(tmp_path: Path) -> None:
         else:
             raise AssertionError("a second server started on the same files")
         assert first.socket_path.exists() and first._ping()
+
+
+def test_a_demo_on_a_folder_in_use_is_refused_and_wipes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "demo-out"
+    keep = out / "data" / "valkey" / "appendonly.aof"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("a running server's data")
+    with DataDirLock(out, command="sampling demo --out demo-out"):
+        done = sampling(tmp_path, "demo", "--out", str(out), "--residents", "50")
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "sampling demo" in lines[0], done.stderr
+    assert keep.read_text() == "a running server's data"
