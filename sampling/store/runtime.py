@@ -35,9 +35,16 @@ def embedded_for(settings: Settings, port: int | None = None) -> EmbeddedServer:
 
 
 def serve_lock(settings: Settings) -> DataDirLock:
-    """The data directory's lock for a process that will run its server; raises at once
-    :class:`DirectoryLocked` when another process has it."""
-    return DataDirLock(settings.data_dir).acquire()
+    """The data directory's lock for a process that will run its server. Raises
+    :class:`DirectoryLocked` at once when another server has it; a short command
+    that has it (an admin command) is waited for."""
+    lock = DataDirLock(settings.data_dir)
+    try:
+        return lock.acquire()
+    except DirectoryLocked as held:
+        if held.holder.serving:
+            raise
+        return lock.acquire(wait=WAIT_SECONDS)
 
 
 def _serving(server: EmbeddedServer, held: DirectoryLocked) -> bool:

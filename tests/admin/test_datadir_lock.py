@@ -98,3 +98,27 @@ def test_a_demo_on_a_folder_in_use_is_refused_and_wipes_nothing(tmp_path: Path) 
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "sampling demo" in lines[0], done.stderr
     assert keep.read_text() == "a running server's data"
+
+
+def test_serve_waits_for_a_short_command_but_not_for_a_server(tmp_path: Path) -> None:
+    import threading
+
+    from sampling.settings import Settings
+    from sampling.store.runtime import serve_lock
+
+    cfg = Settings(data_dir=tmp_path)
+    short = DataDirLock(tmp_path, command="sampling round list").acquire()
+    threading.Timer(0.3, short.release).start()
+    started = time.monotonic()
+    with serve_lock(cfg):  # waits for the admin command, then has the directory
+        assert time.monotonic() - started >= 0.25
+        assert holder_of(tmp_path).pid != 0
+    with DataDirLock(tmp_path, command="sampling serve --port 1"):
+        started = time.monotonic()
+        try:
+            serve_lock(cfg)
+        except DirectoryLocked as exc:
+            assert "sampling serve --port 1" in str(exc)
+        else:
+            raise AssertionError("a second serve was let in")
+        assert time.monotonic() - started < 1.0  # refused at once, not after a wait

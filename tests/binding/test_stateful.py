@@ -117,7 +117,8 @@ class BindingMachine(RuleBasedStateMachine):
         self.seq = [0] * len(DEVICES)
         self.used: list[set[int]] = [set() for _ in DEVICES]
         self.history: list[Sent] = []
-        self.journal = 0
+        # Set-up is journaled too (the round's creation, each risk flag).
+        self.journal = self.sync.xlen(keys.journal(R))
         self.refused: Counter[str] = Counter()
         self.ops = 0
 
