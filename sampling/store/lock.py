@@ -119,7 +119,7 @@ class DataDirLock:
         self._fd = None
 
     def __enter__(self) -> Self:
-        return self.acquire()
+        return self if self._fd is not None else self.acquire()
 
     def __exit__(
         self,
