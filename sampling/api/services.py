@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sampling.auth.devices import Devices, RevokedFanout
+from sampling.auth.pairing import Pairing
 from sampling.binding.rounds import Rounds, Sites
 from sampling.binding.service import Binder
 from sampling.boxing.config import BoxingConfig
 from sampling.boxing.service import Boxer
 from sampling.lab.results import LabResults
+from sampling.live.service import LiveFigures
 from sampling.privacy import ResidentHasher
 from sampling.store.client import from_settings
 from sampling.store.lane import Lane
@@ -26,27 +28,37 @@ class Services:
     redis: AnyRedis
     hasher: ResidentHasher
     devices: Devices
+    pairing: Pairing
     rounds: Rounds
     sites: Sites
     binder: Binder
     boxer: Boxer
     lab: LabResults
+    live: LiveFigures
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         redis = from_settings(settings)
         hasher = ResidentHasher(settings.secret())
+        devices = Devices(redis, RevokedFanout(redis))
         rounds, sites = Rounds(redis), Sites(redis)
         url = settings.redis_url
         # The multiplexed lane serves a single server; a cluster routes by slot.
         lane = None
         if not settings.redis_cluster and url.startswith(("redis://", "unix://")):
             lane = Lane(url, timeout=settings.redis_timeout)
+        boxer = Boxer(
+            redis,
+            BoxingConfig.from_env(),
+            waitaof=settings.durability == "waitaof",
+            lane=lane,
+        )
         return cls(
             settings=settings,
             redis=redis,
             hasher=hasher,
-            devices=Devices(redis, RevokedFanout(redis)),
+            devices=devices,
+            pairing=Pairing(redis, devices),
             rounds=rounds,
             sites=sites,
             binder=Binder(
@@ -57,15 +69,12 @@ class Services:
                 max_batch=settings.max_batch,
                 waitaof=settings.durability == "waitaof",
                 lane=lane,
+                clock_skew=settings.clock_skew,
                 tz=settings.tz,
             ),
-            boxer=Boxer(
-                redis,
-                BoxingConfig.from_env(),
-                waitaof=settings.durability == "waitaof",
-                lane=lane,
-            ),
+            boxer=boxer,
             lab=LabResults(redis),
+            live=LiveFigures(redis, settings, boxer),
         )
 
     async def close(self) -> None:

@@ -250,6 +250,7 @@ class Boxer:
             keys.intake(round_id, box),
             *(keys.due(round_id, w) for w in keys.DUE),
             keys.count(round_id),
+            *keys.activity(round_id),
             *(keys.tube(round_id, t) for t in inside or ()),
         ]
         padded = (*args, "", "", "")[:3]

@@ -15,6 +15,7 @@ import importlib
 import logging
 import random
 import shutil
+import signal
 import threading
 import time
 from collections import Counter
@@ -40,9 +41,12 @@ from sampling.store.embedded import EmbeddedServer, free_port
 from sampling.store.lock import LOCK_NAME, DataDirLock
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 ROUND = "demo"
+#: Seconds a stopping server waits for open requests (event streams) before ending them.
+GRACE_S = 3
 SHOW_UP = 0.88
 
 
@@ -250,7 +254,14 @@ async def _verify(settings: Settings, tally: Tally) -> tuple[int, int]:
 
 def _serve(settings: Settings, port: int) -> tuple[uvicorn.Server, threading.Thread]:
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        # An open dashboard's event stream never ends by itself: without a limit,
+        # Ctrl-C would wait for the browser to close.
+        timeout_graceful_shutdown=GRACE_S,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -394,7 +405,19 @@ def _print(console: Console, summary: dict[str, Any]) -> None:
     console.print(table)
 
 
-def run_demo(out: Path, *, residents: int, n_sites: int, seed: int, quiet: bool) -> dict[str, Any]:
+def run_demo(
+    out: Path,
+    *,
+    residents: int,
+    n_sites: int,
+    seed: int,
+    quiet: bool,
+    serve: bool = False,
+    port: int | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run the demo round; with ``serve``, then keep the API and the pages serving on
+    ``port`` until interrupted (Ctrl-C or SIGTERM), after ``on_ready(summary)``."""
     console = Console(stderr=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # The folder is ours alone while the demo runs (a second demo on it would wipe
@@ -403,27 +426,92 @@ def run_demo(out: Path, *, residents: int, n_sites: int, seed: int, quiet: bool)
         for child in out.iterdir():
             if child.name != LOCK_NAME:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
-        summary = _run(out, residents, n_sites, seed, quiet, console)
-    if not quiet:
+        summary = _run(
+            out, residents, n_sites, seed, quiet, console, serve=serve, port=port, on_ready=on_ready
+        )
+    if not quiet and not serve:
         _print(console, summary)
     return summary
 
 
 def _run(
-    out: Path, residents: int, n_sites: int, seed: int, quiet: bool, console: Console
+    out: Path,
+    residents: int,
+    n_sites: int,
+    seed: int,
+    quiet: bool,
+    console: Console,
+    *,
+    serve: bool,
+    port: int | None,
+    on_ready: Callable[[dict[str, Any]], None] | None,
 ) -> dict[str, Any]:
     data_dir = out / "data"
-    port = free_port()
+    port = port or free_port()
     with DataDirLock(data_dir), EmbeddedServer(data_dir / "valkey") as valkey:
         # The demo plays a day in seconds: per-device rate limits set for people
         # scanning by hand would throttle its simulated devices.
-        settings = Settings(redis_url=valkey.url, data_dir=data_dir, device_rate=100_000.0)
+        # With --serve the archiver keeps the dashboard's coverage current afterwards.
+        settings = Settings(
+            redis_url=valkey.url, data_dir=data_dir, device_rate=100_000.0, archiver=serve
+        )
         settings.secret()
         dist = district(residents, n_sites, seed)
         server, thread = _serve(settings, port)
         try:
             summary = asyncio.run(_main(out, settings, dist, port, console, quiet, seed))
+            summary["round"] = ROUND
+            if serve:
+                summary.update(asyncio.run(_viewer(settings, port)))
+                if not quiet:
+                    _print(console, summary)
+                if on_ready is not None:
+                    on_ready(summary)
+                if not quiet:
+                    console.print(
+                        f"[bold]Serving[/] the API and the pages on http://127.0.0.1:{port}/ : "
+                        f"open {summary['dashboard_url']} and sign in with the viewer token "
+                        "above. Ctrl-C stops."
+                    )
+                _wait_for_interrupt()
         finally:
             server.should_exit = True
             thread.join(10)
     return summary
+
+
+async def _viewer(settings: Settings, port: int) -> dict[str, Any]:
+    """A command-centre (viewer) token for the demo data, and where its dashboard is."""
+    from sampling.live import tables
+
+    # The live tables (coverage per street, community, grid) as of the demo's
+    # archive, as the continuous archiver writes them in `sampling serve`.
+    tables.write(settings.data_dir, ROUND, time.time())
+    redis = connect(settings.redis_url)
+    try:
+        made = await Devices(redis).create(DeviceIn(id="demo-viewer", role="viewer"))
+    finally:
+        await redis.aclose()
+    base = f"http://127.0.0.1:{port}"
+    return {
+        "dashboard_url": f"{base}/ui/rounds/{ROUND}",
+        "login_url": f"{base}/ui/login?next=/ui/rounds/{ROUND}",
+        "viewer_token": made.token,
+    }
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM (both end the demo the same, clean way)."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -119,8 +119,9 @@ def write_pdf(doors: pl.DataFrame, path: Path, *, title: str) -> Path:
     header = ["楼栋 Bldg", "单元 Unit", "户 Hh", "姓名 Name", "电话 Phone", "居民码 Code",
               "方式 How", "完成 Done"]  # fmt: skip
     rows = [header] + [
-        [r["building"], r["unit"], r["household"], r["name"], r["phone"] or "", r["resident"],
-         MARK_TEXT[r["mark"]], ""]
+        # A viewer's list has no name or phone columns: those cells stay empty.
+        [r["building"], r["unit"], r["household"], r.get("name") or "", r.get("phone") or "",
+         r["resident"], MARK_TEXT[r["mark"]], ""]
         for r in doors.iter_rows(named=True)
     ]  # fmt: skip
     table = Table(rows, repeatRows=1)

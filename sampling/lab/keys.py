@@ -12,7 +12,12 @@ are one single-slot script on a single Redis or a Cluster.
                                        the stored one, held for a person to decide
 ``{rd:R}:orphans``             HASH    tube code -> packed result, for tubes that no
                                        one bound in this round
-``{rd:R}:labcount``            HASH    counters: stored, duplicate, held, orphan
+``{rd:R}:labcount``            HASH    counters: stored, duplicate, held, orphan;
+                                       outcome:<outcome> (stored results);
+                                       resample_ordered (residents of positive or
+                                       invalid pools), resample_resulted
+``{rd:R}:positive``            HASH    positive pool tube -> ``residents:ms``
+``{rd:R}:due:result``          ZSET    boxing's index of tubes awaiting a result
 ``{rd:R}:t:<tube>``            STRING  the binding core's tube record (read only)
 ``{rd:R}:meta``                HASH    the binding core's round state (read only)
 ``{rd:R}:journal``             STREAM  shared with the binding core
@@ -23,8 +28,19 @@ from __future__ import annotations
 
 from sampling.binding import keys as binding_keys
 from sampling.binding.keys import journal, meta, tube
+from sampling.boxing.keys import awaiting_result
 
-__all__ = ["count", "journal", "meta", "orphans", "result", "review", "tube"]
+__all__ = [
+    "awaiting_result",
+    "count",
+    "journal",
+    "meta",
+    "orphans",
+    "positives",
+    "result",
+    "review",
+    "tube",
+]
 
 
 def result(round_id: str) -> str:
@@ -41,3 +57,7 @@ def orphans(round_id: str) -> str:
 
 def count(round_id: str) -> str:
     return binding_keys.tag(round_id) + ":labcount"
+
+
+def positives(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":positive"

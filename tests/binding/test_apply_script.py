@@ -61,6 +61,7 @@ class Op:
     purpose: int = 0
     op_id: str = ""
     salt: bytes = b""  # changes the payload hash only
+    clock: str = ""  # device time in ms, '' (none) or 'u' (untrusted)
 
     @property
     def oid(self) -> str:
@@ -102,6 +103,7 @@ class Apply:
             keys.journal(round_id),
             keys.oplog(round_id, device),
             keys.revoked(round_id),
+            *keys.activity(round_id),
         ]
         args: list[bytes | str | int] = [device, site, ahead, seq_max]
         for o in ops:
@@ -125,6 +127,7 @@ class Apply:
                 cap,
                 o.purpose,
                 o.res,
+                o.clock,
             ]
         return list(self.script(keys=ks, args=args))
 
@@ -263,7 +266,13 @@ def test_open_claimed_by_another_round_is_tube_used(ap: Apply, r: redis.Redis) -
     assert ap.counters() == {"refused:tube_used": 1}
     assert ap.journal() == []
     changed = {k for k in snapshot(r) if snapshot(r)[k] != before.get(k)}
-    assert changed == {keys.count(R).encode(), keys.oplog(R, "d1").encode()}
+    # The refusal is recorded (op record, counter) and so is the device's activity.
+    assert changed == {
+        keys.count(R).encode(),
+        keys.oplog(R, "d1").encode(),
+        keys.devices_seen(R).encode(),
+        keys.devices_site(R).encode(),
+    }
 
 
 def test_open_existing_tube_is_tube_used(ap: Apply, r: redis.Redis, s: Seq) -> None:
@@ -738,3 +747,38 @@ def test_claim(ap: Apply, r: redis.Redis) -> None:
     assert keys.tube_claim(tc(1001)) == key
     assert ap.claim(keys=[key], args=[tc(1001), "r2"]) == 1
     assert r.hgetall(key) == {tc(1).encode(): b"r1", tc(1001).encode(): b"r2"}
+
+
+def test_clock_argument(ap: Apply, r: redis.Redis) -> None:
+    """A device time (ms) sets the record's times and journal ``at``; ``u`` flags it."""
+    t = 1_764_640_000
+    ok(ap.one(Op(1, "open", 1, cap=5, clock=str(t * 1000 + 999))))
+    ok(ap.one(Op(2, "scan", 1, rh(1), clock=str((t + 30) * 1000))), 1)
+    ok(ap.one(Op(3, "scan", 1, rh(2), clock="u")), 2)
+    ok(ap.one(Op(4, "close", 1, clock=str((t + 90) * 1000))), 2, closed=1)
+    rec = TubeRecord(r.get(keys.tube(R, tc(1))))
+    now = int(r.time()[0])
+    assert rec.opened_at == t
+    assert rec.members[0][1] == t + 30
+    assert abs(rec.members[1][1] - now) <= 2
+    assert rec.closed_at == t + 90
+    fields = [f for _, f in r.xrange(keys.journal(R))]
+    assert [f.get(b"at") for f in fields] == [
+        str(t * 1000 + 999).encode(),
+        str((t + 30) * 1000).encode(),
+        None,
+        str((t + 90) * 1000).encode(),
+    ]
+    assert [f.get(b"clk") for f in fields] == [None, None, b"u", None]
+    assert r.hget(keys.count(R), "clock_untrusted") == b"1"
+    # A replay of the flagged op journals and counts nothing more.
+    assert ap.one(Op(3, "scan", 1, rh(2), clock="u")).replayed == 1
+    assert r.xlen(keys.journal(R)) == 4
+
+
+def test_malformed_clock_changes_nothing(ap: Apply, r: redis.Redis) -> None:
+    ok(ap.one(Op(1, "open", 1, cap=5)))
+    before = snapshot(r)
+    with pytest.raises(redis.ResponseError):
+        ap([Op(2, "scan", 1, rh(1)), Op(3, "scan", 1, rh(2), clock="12:00")])
+    assert snapshot(r) == before
