@@ -11,9 +11,9 @@ script (``sampling/admin.lua``; see ``binding/keys.py`` for the journals).
                                  revoked device in the same atomic step
 =========================  ====  ===============================================
 
-``{sampling}:pair:<h>`` (STRING, 10-minute TTL): the device id a one-time
-pairing code stands for, ``h`` the code's SHA-256. The hash tag puts it in the
-slot of ``{sampling}:devices``, which pair.lua writes in the same step.
+``sampling:pair:{sampling}:<h>`` (STRING, 10-minute TTL): the device id a
+one-time pairing code stands for, ``h`` the code's SHA-256. The hash tag puts it
+in the slot of ``{sampling}:devices``, which pair.lua writes in the same step.
 """
 
 DEVICES = "{sampling}:devices"
@@ -22,4 +22,4 @@ REVOKED = "{sampling}:revoked"
 
 def pairing(code_hash: str) -> str:
     # The registry's hash tag puts the code in its slot: pair.lua touches both.
-    return "{sampling}:pair:" + code_hash
+    return "sampling:pair:{sampling}:" + code_hash
