@@ -54,6 +54,7 @@ _WHERE = {"other_box": "listed in another box", "unboxed": "not boxed", "unbound
 #: Journal fields shown as "what" besides the kind of change, when present.
 _DETAIL = (
     "x",
+    "decision",
     "outcome",
     "ct_orf1ab",
     "ct_n",
@@ -62,6 +63,8 @@ _DETAIL = (
     "courier",
     "place",
     "tested_at",
+    "was",
+    "held",
 )
 _CHUNK = 10_000
 

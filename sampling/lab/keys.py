@@ -15,9 +15,14 @@ are one single-slot script on a single Redis or a Cluster.
 ``{rd:R}:labcount``            HASH    counters: stored, duplicate, held, orphan;
                                        outcome:<outcome> (stored results);
                                        resample_ordered (residents of positive or
-                                       invalid pools), resample_resulted
+                                       invalid pools), resample_resulted;
+                                       resolved_keep, resolved_held, resolved_retest
 ``{rd:R}:positive``            HASH    positive pool tube -> ``residents:ms``
 ``{rd:R}:due:result``          ZSET    boxing's index of tubes awaiting a result
+``{rd:R}:door``                HASH    resident hash (8 bytes) -> what a grid team
+                                       found at the door: ``outcome|at_ms|device|tube``
+``{rd:R}:doorcount``           HASH    door outcome -> residents recorded with it
+``{rd:R}:doorops``             HASH    ``<device>|<op>`` -> payload fingerprint
 ``{rd:R}:t:<tube>``            STRING  the binding core's tube record (read only)
 ``{rd:R}:meta``                HASH    the binding core's round state (read only)
 ``{rd:R}:journal``             STREAM  shared with the binding core
@@ -33,6 +38,9 @@ from sampling.boxing.keys import awaiting_result
 __all__ = [
     "awaiting_result",
     "count",
+    "door",
+    "door_count",
+    "door_ops",
     "journal",
     "meta",
     "orphans",
@@ -57,6 +65,18 @@ def orphans(round_id: str) -> str:
 
 def count(round_id: str) -> str:
     return binding_keys.tag(round_id) + ":labcount"
+
+
+def door(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":door"
+
+
+def door_count(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":doorcount"
+
+
+def door_ops(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":doorops"
 
 
 def positives(round_id: str) -> str:
