@@ -176,7 +176,12 @@ def journal(data_dir: Path, round_id: str) -> pl.LazyFrame:
         # No entries yet: the columns every entry carries, so each domain derives
         # its (empty) tables instead of failing on a column that is not there.
         return pl.LazyFrame(schema={"ts": pl.Int64} | dict.fromkeys(_COMMON, pl.Utf8))
-    return pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
+    frame = pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
+    # Parts holding only admin entries (round_create, risk, round_close) lack the
+    # fields of a device's entry that every domain's tables read: add them as nulls.
+    have = frame.collect_schema().names()
+    missing = [pl.lit(None, dtype=pl.Utf8).alias(c) for c in _COMMON if c not in have]
+    return frame.with_columns(missing) if missing else frame
 
 
 def materialize(data_dir: Path, round_id: str) -> list[str]:

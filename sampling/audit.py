@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from sampling import codes
+from sampling import adminlog, codes, localtime
 from sampling.binding import keys
 
 if TYPE_CHECKING:
@@ -29,6 +28,29 @@ if TYPE_CHECKING:
     from sampling.store.client import AnyRedis
 
 KINDS = ("tube", "box", "resident")
+#: What each journal kind means, in words.
+WHAT = {
+    "open": "tube opened",
+    "scan": "resident scanned",
+    "undo": "scan undone",
+    "close": "tube closed",
+    "box_open": "box opened",
+    "box_add": "tube boxed",
+    "box_remove": "tube taken out",
+    "box_seal": "box sealed",
+    "box_handover": "handed to courier",
+    "box_pickup": "picked up",
+    "box_receive": "received at lab",
+    "intake": "tube checked in",
+    "missing": "tube missing at intake",
+    "intake_close": "intake closed",
+    "result": "result",
+    "round_create": "round created",
+    "round_close": "round closed",
+    "risk": "risk flags set",
+}
+_FLAGS = {"Y": "yellow code", "R": "red code", "I": "isolation"}
+_WHERE = {"other_box": "listed in another box", "unboxed": "not boxed", "unbound": "never bound"}
 #: Journal fields shown as "what" besides the kind of change, when present.
 _DETAIL = (
     "x",
@@ -61,10 +83,10 @@ class Event:
     op: str
     resident: str
     detail: str
-
-    @property
-    def when(self) -> str:
-        return datetime.fromtimestamp(self.at).isoformat(sep=" ", timespec="milliseconds")
+    #: ``at`` in the district's time zone, as people read it.
+    when: str
+    #: ``kind`` in words.
+    what: str
 
 
 def _matches(fields: dict[str, Any], kind: str, value: str) -> bool:
@@ -73,14 +95,19 @@ def _matches(fields: dict[str, Any], kind: str, value: str) -> bool:
     return fields.get(kind) == value
 
 
-def _event(sid: str, f: dict[str, Any], roles: dict[str, str]) -> Event:
+def _event(sid: str, f: dict[str, Any], roles: dict[str, str], tz: str) -> Event:
     device = f.get("d") or ""
-    detail = ", ".join(f"{k}={f[k]}" for k in _DETAIL if f.get(k) not in (None, ""))
+    detail = "; ".join(
+        p for p in (_x_words(f.get("k") or "", f.get("x") or ""), _fields(f, tz)) if p
+    )
     where = f.get("site") or f.get("lab") or ""
+    at = int(sid.partition("-")[0]) / 1000
     return Event(
         id=sid,
-        at=int(sid.partition("-")[0]) / 1000,
+        at=at,
+        when=localtime.stamp(at, tz),
         kind=f.get("k") or "",
+        what=WHAT.get(f.get("k") or "", f.get("k") or ""),
         device=device,
         role=roles.get(device, "?"),
         site=where,
@@ -91,6 +118,54 @@ def _event(sid: str, f: dict[str, Any], roles: dict[str, str]) -> Event:
         resident=(f.get("r") or "")[:8],
         detail=detail,
     )
+
+
+def _n(word: str, n: str) -> str:
+    return f"{n} {word}" if n == "1" else f"{n} {word}s"
+
+
+def _x_words(kind: str, x: str) -> str:
+    """A journal entry's packed ``x`` in words (``25:214``: ``25 tubes, 214 samples``)."""
+    parts = x.split(":")
+    match kind, parts:
+        case "open", [cap, purpose]:
+            return f"capacity {cap}, " + ("re-sample" if purpose == "1" else "pool")
+        case "scan", [n]:
+            return _n("sample", n) + " in the tube"
+        case "undo", [n]:
+            return _n("sample", n) + " left in the tube"
+        case "close", [n, how]:
+            return _n("sample", n) + (", full" if how == "full" else ", closed by hand")
+        case "box_open", [cap]:
+            return f"capacity {cap} tubes"
+        case "box_add" | "box_remove" | "missing", [n] if n.isdecimal():
+            return _n("sample", n)
+        case "box_seal", [tubes, samples]:
+            return f"{_n('tube', tubes)}, {_n('sample', samples)}"
+        case "box_handover", [site]:
+            return f"from site {site}"
+        case "intake", [cond, where, n]:
+            return ", ".join(p for p in (cond, _WHERE.get(where, ""), _n("sample", n)) if p)
+        case "intake_close", [got, missing, extra, damaged]:
+            return f"{got} received, {missing} missing, {extra} not listed, {damaged} damaged"
+    return x
+
+
+def _fields(f: dict[str, Any], tz: str) -> str:
+    out = []
+    for k in _DETAIL:
+        value = f.get(k)
+        if k == "x" or value in (None, ""):
+            continue
+        if k == "tested_at" and str(value).replace(".", "", 1).isdecimal():
+            value = localtime.stamp(float(value) / (1000 if float(value) > 1e11 else 1), tz)
+        out.append(f"{k.replace('_', ' ')} {value}")
+    if f.get("k") == "risk":
+        flags = f.get("flags") or ""
+        out.insert(0, ", ".join(_FLAGS.get(c, c) for c in flags) if flags else "flags cleared")
+    if f.get("k") == "round_create":
+        out.insert(0, f"{f.get('name', '')}, pool {f.get('pool', '')}")
+    return "; ".join(out)
 
 
 def _order(sid: str) -> tuple[int, int]:
@@ -139,16 +214,25 @@ def _archived(
 
 
 async def history(
-    redis: AnyRedis, data_dir: Path, round_id: str, kind: str, value: str
+    redis: AnyRedis,
+    data_dir: Path,
+    round_id: str,
+    kind: str,
+    value: str,
+    tz: str = localtime.DEFAULT_TZ,
 ) -> list[Event]:
     """Every journal entry about ``value`` (a tube or box code, or a resident's hash in hex),
-    archived and live, oldest first. An entry archived and not yet trimmed shows once."""
+    archived and live, oldest first. An entry archived and not yet trimmed shows once.
+    An unknown round is ``RoundNotFound``, not an empty history."""
+    from sampling.binding.rounds import Rounds
+
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
+    await Rounds(redis).get(round_id)
     found = dict(_archived(data_dir, round_id, kind, value))
     found.update(await _live(redis, round_id, kind, value))
     roles = await _roles(redis)
-    return [_event(sid, found[sid], roles) for sid in sorted(found, key=_order)]
+    return [_event(sid, found[sid], roles, tz) for sid in sorted(found, key=_order)]
 
 
 def _canonical(kind: str, code: str, secret: bytes) -> str:
@@ -160,13 +244,35 @@ def _canonical(kind: str, code: str, secret: bytes) -> str:
     return check_code(code, codes.CodeKind.TUBE if kind == "tube" else codes.CodeKind.BOX, kind)
 
 
+def _admin_table(
+    found: list[adminlog.AdminEntry], tz: str, round_id: str | None, as_json: bool
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if as_json:
+        for a in found:
+            row = {"id": a.id, "when": localtime.stamp(a.at, tz), "what": a.what, "by": a.by}
+            click.echo(json.dumps(row | a.fields, ensure_ascii=False))
+        return
+    about = f" about round {round_id}" if round_id else ""
+    table = Table(title=f"admin changes{about}: {len(found)} entries")
+    for column in ("when", "what", "by", "details"):
+        table.add_column(column)
+    for a in found:
+        details = ", ".join(f"{k} {v}" for k, v in a.fields.items())
+        table.add_row(localtime.stamp(a.at, tz), a.what, a.by, details)
+    Console().print(table)
+
+
 @click.command(name="audit")
-@click.argument("kind", type=click.Choice(KINDS))
-@click.argument("code")
-@click.option("--round", "round_id", required=True, help="The round to look in.")
+@click.argument("kind", type=click.Choice([*KINDS, "admin"]))
+@click.argument("code", required=False, default="")
+@click.option("--round", "round_id", default=None, help="The round to look in.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def audit_command(kind: str, code: str, round_id: str, as_json: bool) -> None:
-    """Show the history of a tube, a box or a resident: who, when, where, what.
+def audit_command(kind: str, code: str, round_id: str | None, as_json: bool) -> None:
+    """Show the history of a tube, a box or a resident: who, when, where, what;
+    or, with ``admin``, every admin change (``--round R``: those about round R).
 
     A resident is given by code; it is hashed with the server's secret before the
     lookup, and shown only by the first 8 hex digits of that hash.
@@ -175,27 +281,48 @@ def audit_command(kind: str, code: str, round_id: str, as_json: bool) -> None:
     from rich.table import Table
 
     from sampling.cli import run, settings
+    from sampling.errors import SamplingError
     from sampling.store.client import connect
 
     cfg = settings()
-    value = _canonical(kind, code, cfg.secret())
+    if kind == "admin":
+
+        async def admin(url: str) -> list[adminlog.AdminEntry]:
+            from sampling.binding.rounds import Rounds
+
+            redis = connect(url, cluster=cfg.redis_cluster, timeout=cfg.redis_timeout)
+            try:
+                if round_id is not None:
+                    await Rounds(redis).get(round_id)
+                return await adminlog.entries(redis, round_id=round_id)
+            finally:
+                await redis.aclose()
+
+        _admin_table(run(admin), cfg.tz, round_id, as_json)
+        return
+    if not code or round_id is None:
+        raise click.UsageError(f"audit {kind} needs a code and --round")
+    try:
+        value = _canonical(kind, code, cfg.secret())
+    except SamplingError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
 
     async def go(url: str) -> list[Event]:
         redis = connect(url, cluster=cfg.redis_cluster, timeout=cfg.redis_timeout)
         try:
-            return await history(redis, cfg.data_dir, round_id, kind, value)
+            return await history(redis, cfg.data_dir, round_id, kind, value, cfg.tz)
         finally:
             await redis.aclose()
 
     events = run(go)
     if as_json:
         for e in events:
-            click.echo(json.dumps(asdict(e) | {"when": e.when}, ensure_ascii=False))
+            click.echo(json.dumps(asdict(e), ensure_ascii=False))
         return
     shown = value[:8] if kind == "resident" else value
     table = Table(title=f"{kind} {shown} in round {round_id}: {len(events)} entries")
     for column in ("when", "what", "device", "role", "where", "tube", "box", "resident", "detail"):
         table.add_column(column)
     for e in events:
-        table.add_row(e.when, e.kind, e.device, e.role, e.site, e.tube, e.box, e.resident, e.detail)
+        table.add_row(e.when, e.what, e.device, e.role, e.site, e.tube, e.box, e.resident, e.detail)
     Console().print(table)

@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from sampling.adminlog import cli_user
 from sampling.errors import SamplingError
 from sampling.settings import Settings, SettingsError
 
@@ -70,6 +71,7 @@ def run(make: Callable[[str], Coroutine[Any, Any, T]]) -> T:
     from redis.exceptions import ConnectionError as RedisConnectionError
 
     from sampling.store.embedded import ServerStartError
+    from sampling.store.lock import DirectoryLocked
     from sampling.store.runtime import redis_url
 
     try:
@@ -77,12 +79,21 @@ def run(make: Callable[[str], Coroutine[Any, Any, T]]) -> T:
             return asyncio.run(make(url))
     except SamplingError as exc:
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
+    except DirectoryLocked as exc:
+        raise locked(exc) from exc
     except ServerStartError as exc:
         raise click.ClickException(f"the embedded Valkey server could not start: {exc}") from exc
     except RedisConnectionError as exc:
         raise click.ClickException(
             f"cannot reach Redis ({exc}); check SAMPLING_REDIS_URL or that the server is up"
         ) from exc
+
+
+def locked(exc: Exception) -> click.ClickException:
+    """The one line for a data directory another process owns."""
+    return click.ClickException(
+        f"{exc}; stop it first, or set SAMPLING_DATA_DIR to another directory"
+    )
 
 
 def services_for(url: str) -> Any:
@@ -125,18 +136,33 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the API (and the embedded Valkey server unless SAMPLING_REDIS_URL is set)."""
     import uvicorn
 
-    from sampling.store.runtime import embedded_for
+    from sampling.store.embedded import ServerStartError
+    from sampling.store.lock import DirectoryLocked
+    from sampling.store.runtime import embedded_for, serve_lock
 
     cfg = settings()
     env = os.environ
-    env["SAMPLING_SECRET"] = cfg.secret().hex()  # every worker hashes with the same key
     # The workers archive in the background, one leading (SAMPLING_ARCHIVER=0: off).
     env.setdefault("SAMPLING_ARCHIVER", "1")
-    server = None
+    lock = server = None
     if not cfg.redis_url:
-        server = embedded_for(cfg).start()
+        # One server per data directory: the lock comes before any file in it is
+        # touched (the secret included). With a URL, many serve processes share
+        # one server by design.
+        try:
+            lock = serve_lock(cfg)
+        except DirectoryLocked as exc:
+            raise locked(exc) from exc
+        try:
+            server = embedded_for(cfg).start()
+        except ServerStartError as exc:
+            lock.release()
+            raise click.ClickException(
+                f"the embedded Valkey server could not start: {exc}"
+            ) from exc
         env["SAMPLING_REDIS_URL"] = server.url
         console.print(f"[green]embedded Valkey[/] at {server.url} (data in {server.data_dir})")
+    env["SAMPLING_SECRET"] = cfg.secret().hex()  # every worker hashes with the same key
     try:
         uvicorn.run(
             "sampling.api.app:create_app",
@@ -154,6 +180,8 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         if server is not None:
             server.stop()
             console.print("embedded Valkey stopped")
+        if lock is not None:
+            lock.release()
 
 
 # -- rounds, sites, devices --------------------------------------------------------
@@ -173,7 +201,9 @@ def round_create(round_id: str, name: str, pool: str) -> None:
 
     async def go(url: str) -> None:
         svc = services_for(url)
-        made = await svc.rounds.create(RoundIn(id=round_id, name=name, pool=int(pool)))
+        made = await svc.rounds.create(
+            RoundIn(id=round_id, name=name, pool=int(pool)), by=cli_user()
+        )
         await svc.close()
         click.echo(f"round {made.id} open (pool {made.pool})")
 
@@ -203,10 +233,11 @@ def round_list() -> None:
 
 @round_.command(name="close")
 @click.argument("round_id")
-def round_close(round_id: str) -> None:
+@click.option("--reason", default="", help="Why, when closing corrects a mistake (journaled).")
+def round_close(round_id: str, reason: str) -> None:
     async def go(url: str) -> None:
         svc = services_for(url)
-        await svc.rounds.close(round_id)
+        await svc.rounds.close(round_id, by=cli_user(), reason=reason)
         await svc.close()
         click.echo(f"round {round_id} closed")
 
@@ -230,7 +261,8 @@ def site_create(site_id: str, name: str, street: str, community: str, grid: str)
     async def go(url: str) -> None:
         svc = services_for(url)
         await svc.sites.create(
-            SiteIn(id=site_id, name=name, street=street, community=community, grid=grid)
+            SiteIn(id=site_id, name=name, street=street, community=community, grid=grid),
+            by=cli_user(),
         )
         await svc.close()
         click.echo(f"site {site_id} registered")
@@ -279,9 +311,21 @@ def device_create(
 ) -> None:
     """Register a device and print its token (shown once)."""
     from sampling.auth.models import DeviceIn
+    from sampling.errors import NotFound
+
+    if role == "grid" and not grid:
+        raise click.UsageError("a grid device needs --grid (the grid whose door lists it reads)")
 
     async def go(url: str) -> None:
         svc = services_for(url)
+        if site_id:
+            try:
+                await svc.sites.get(site_id)
+            except NotFound:
+                await svc.close()
+                raise click.ClickException(
+                    f"no site {site_id}: register it first with 'sampling site create {site_id}'"
+                ) from None
         made = await svc.devices.create(
             DeviceIn(
                 id=device_id,
@@ -291,7 +335,8 @@ def device_create(
                 grid=grid,
                 supervisor=supervisor,
                 expires_in=expires_in,
-            )
+            ),
+            by=cli_user(),
         )
         await svc.close()
         console.print(f"device {device_id} ({role}) registered; its token, shown once:")
@@ -315,10 +360,11 @@ def device_list() -> None:
 
 @device.command(name="revoke")
 @click.argument("device_id")
-def device_revoke(device_id: str) -> None:
+@click.option("--reason", default="", help="Why (journaled).")
+def device_revoke(device_id: str, reason: str) -> None:
     async def go(url: str) -> None:
         svc = services_for(url)
-        await svc.devices.revoke(device_id)
+        await svc.devices.revoke(device_id, by=cli_user(), reason=reason)
         await svc.close()
         click.echo(f"device {device_id} revoked")
 
@@ -431,6 +477,7 @@ def demo(
     from pathlib import Path
 
     from sampling.demo.run import run_demo
+    from sampling.store.lock import DirectoryLocked
 
     if port is not None and not serve:
         raise click.UsageError("--port is for --serve")
@@ -441,16 +488,19 @@ def demo(
             click.echo(json.dumps(summary, ensure_ascii=False), nl=True)
             sys.stdout.flush()
 
-    summary = run_demo(
-        Path(out_dir),
-        residents=residents,
-        n_sites=n_sites,
-        seed=seed,
-        quiet=as_json,
-        serve=serve,
-        port=port,
-        on_ready=ready,
-    )
+    try:
+        summary = run_demo(
+            Path(out_dir),
+            residents=residents,
+            n_sites=n_sites,
+            seed=seed,
+            quiet=as_json,
+            serve=serve,
+            port=port,
+            on_ready=ready,
+        )
+    except DirectoryLocked as exc:
+        raise locked(exc) from exc
     if as_json and not serve:
         click.echo(json.dumps(summary, ensure_ascii=False))
     if summary.get("lost", 0):

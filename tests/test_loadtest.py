@@ -21,9 +21,23 @@ RESIDENTS = int(os.environ.get("SAMPLING_LOADTEST_RESIDENTS", "20000"))
 @pytest.mark.timeout(900)
 def test_a_round_loses_nothing(tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "loadtest", "--residents", str(RESIDENTS), "--out",
-         str(tmp_path / "run"), "--workers", "2", "--api-workers", "2"],
-        capture_output=True, text=True, timeout=840, check=False,
+        [
+            sys.executable,
+            "-m",
+            "loadtest",
+            "--residents",
+            str(RESIDENTS),
+            "--out",
+            str(tmp_path / "run"),
+            "--workers",
+            "2",
+            "--api-workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=840,
+        check=False,
         cwd=Path(__file__).resolve().parents[1],
     )
     assert run.stdout.strip(), run.stderr[-3000:]

@@ -29,7 +29,7 @@ class AdminController(Controller):
     async def create_round(
         self, data: JSONBody[RoundIn], device: NamedDependency[Device], svc: NamedDependency[Any]
     ) -> Round:
-        round_: Round = await svc.rounds.create(data)
+        round_: Round = await svc.rounds.create(data, by=device.id)
         return round_
 
     @get("/rounds", operation_id="listRounds", opt=_READ)
@@ -62,14 +62,14 @@ class AdminController(Controller):
     async def close_round(
         self, round_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]
     ) -> Round:
-        found: Round = await svc.rounds.close(round_id)
+        found: Round = await svc.rounds.close(round_id, by=device.id)
         return found
 
     @post("/sites", operation_id="createSite", opt=_ADMIN)
     async def create_site(
         self, data: JSONBody[SiteIn], device: NamedDependency[Device], svc: NamedDependency[Any]
     ) -> Site:
-        found: Site = await svc.sites.create(data)
+        found: Site = await svc.sites.create(data, by=device.id)
         return found
 
     @get("/sites", operation_id="listSites", opt=_READ)
@@ -84,7 +84,7 @@ class AdminController(Controller):
         self, data: JSONBody[DeviceIn], device: NamedDependency[Device], svc: NamedDependency[Any]
     ) -> DeviceCreated:
         """Register a device; the answer holds its token, shown this once."""
-        found: DeviceCreated = await svc.devices.create(data)
+        found: DeviceCreated = await svc.devices.create(data, by=device.id)
         return found
 
     @get("/devices", operation_id="listDevices", opt=_ADMIN)
@@ -100,7 +100,7 @@ class AdminController(Controller):
         self, device_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]
     ) -> DeviceView:
         """Revoke a device's token; it stops working at once, in every worker."""
-        found: Device = await svc.devices.revoke(device_id)
+        found: Device = await svc.devices.revoke(device_id, by=device.id)
         return found.public()
 
     @get("/whoami", operation_id="whoAmI", opt=_READ)

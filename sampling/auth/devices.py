@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from sampling import adminlog
+from sampling.adminlog import Registry
 from sampling.auth import keys
 from sampling.auth.models import Device, DeviceCreated, DeviceIn
 from sampling.errors import AuthError, BadInput, Conflict, NotFound
@@ -46,8 +48,11 @@ class Devices:
         self._redis = redis
         self._cache: dict[str, tuple[Device, float]] = {}
         self._fanout = round_keys
+        self._registry = Registry(redis)
 
-    async def create(self, spec: DeviceIn, *, now: float | None = None) -> DeviceCreated:
+    async def create(
+        self, spec: DeviceIn, *, now: float | None = None, by: str = ""
+    ) -> DeviceCreated:
         if spec.supervisor and spec.role != "lab":
             raise BadInput("only a lab device can be a supervisor", role=spec.role)
         now = time.time() if now is None else now
@@ -63,7 +68,20 @@ class Devices:
             created_at=now,
             expires_at=now + spec.expires_in if spec.expires_in else 0.0,
         )
-        if not await self._redis.hsetnx(keys.DEVICES, spec.id, _encode(device)):
+        journal = adminlog.entry(
+            "device_create",
+            by,
+            device=spec.id,
+            role=spec.role,
+            site=spec.site,
+            lab=spec.lab,
+            grid=spec.grid,
+            supervisor="yes" if spec.supervisor else None,
+            expires_at=int(device.expires_at) or None,
+        )
+        if not await self._registry.write(
+            keys.DEVICES, spec.id, _encode(device), new=True, journal=journal
+        ):
             raise Conflict(
                 f"device {spec.id} already exists; revoke it and register a new id", device=spec.id
             )
@@ -79,15 +97,23 @@ class Devices:
         raw = await self._redis.hgetall(keys.DEVICES)
         return sorted((_decode(v) for v in raw.values()), key=lambda d: d.id)
 
-    async def revoke(self, device_id: str) -> Device:
+    async def revoke(self, device_id: str, *, by: str = "", reason: str = "") -> Device:
         device = await self.get(device_id)
         revoked = msgspec.structs.replace(device, revoked=True)
-        # Round copies first: once the global record says revoked, every round
-        # already refuses the device.
+        # The global set, the record and the journal entry first, in one step; then
+        # the rounds' copies. A round created at this moment either copies the
+        # global set after this step or is listed before the fan-out reads the
+        # list (Rounds.create), so no round misses the revocation.
+        await self._registry.write(
+            keys.DEVICES,
+            device_id,
+            _encode(revoked),
+            new=False,
+            journal=adminlog.entry("device_revoke", by, device=device_id, reason=reason),
+            also_set=keys.REVOKED,
+        )
         if self._fanout is not None:
             await self._fanout.revoke(device_id)
-        await self._redis.sadd(keys.REVOKED, device_id)
-        await self._redis.hset(keys.DEVICES, device_id, _encode(revoked))
         self._cache.clear()
         return revoked
 

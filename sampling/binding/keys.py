@@ -21,21 +21,39 @@ open step only for an open that step will accept, and released after it when the
 step refused the open after all (``settle.lua``; docs/binding.md says how); a
 claim names its round, so a retried open in the same round passes.
 
+The registry (rounds, sites, and auth's devices and revoked set) and the admin
+journal share the tag ``{sampling}``: one small slot, so a registry write and its
+admin journal entry are one script (``sampling/admin.lua``).
+
+Journals. Every change a device makes is journaled in its round's
+``{rd:R}:journal``. Admin changes (round create and close, sites, devices, risk
+flags, register imports) go to ``{sampling}:admin``, one stream for the whole
+installation, each with who, when, what and a reason where it is a correction
+(``sampling/adminlog.py``); those about one round (``round_create``,
+``round_close``, ``risk``) are also journaled in that round's stream in the same
+atomic step as the change, so a round's archive holds its whole story.
+Creating a round touches two slots (the round's, the registry's): its state,
+revoked copy and journal entry are one script in the round's slot, and
+``Rounds.create`` says why a revocation made at the same moment still reaches it.
+
 Keys (``R`` = round id, ``hhhh`` = 4 hex digits of the resident's keyed hash):
 
 =============================  ======  =============================================
-``sampling:rounds``            HASH    round id -> msgpack ``Round`` (the registry)
-``sampling:sites``             HASH    site id -> msgpack ``Site``
+``{sampling}:rounds``          HASH    round id -> msgpack ``Round`` (the list; the
+                                       round's own ``meta`` holds its truth)
+``{sampling}:sites``           HASH    site id -> msgpack ``Site``
+``{sampling}:admin``           STREAM  every admin change (``adminlog.py``)
 ``sampling:tubes:<nnn>``       HASH    tube code -> round id (ever-opened claims);
                                        ``p:<tube>`` -> nonce while a claim is pending
-``{rd:R}:meta``                HASH    ``state`` (open/closed), ``pool``
+``{rd:R}:meta``                HASH    ``state`` (open/closed), ``pool``, ``round``
+                                       (msgpack ``Round``)
 ``{rd:R}:count``               HASH    counters: bound, tubes_opened, refused:<code>
 ``{rd:R}:res:<hhhh>``          HASH    6-byte hash tail -> tube serial (int); the
                                        field prefixed ``r`` holds a re-sample binding
 ``{rd:R}:risk:<hh>``           HASH    7-byte hash tail -> flags (``Y``/``R``/``I``)
 ``{rd:R}:t:<tube>``            STRING  packed tube record (``tube.py``)
 ``{rd:R}:ops:<device>``        STRING  8 bytes per device sequence number (``oplog.py``)
-``{rd:R}:revoked``             SET     copy of ``sampling:revoked`` (auth/keys.py)
+``{rd:R}:revoked``             SET     copy of ``{sampling}:revoked`` (auth/keys.py)
 ``{rd:R}:journal``             STREAM  every accepted change, drained by the archiver
 ``{rd:R}:archive``             HASH    archiver cursor: last archived stream id, parts
 ``{rd:R}:archive:lock``        STRING  holder of the round's drain (one drain at a time)
@@ -55,8 +73,8 @@ step as the operation, for the live figures (``sampling.live``).
 
 from __future__ import annotations
 
-ROUNDS = "sampling:rounds"
-SITES = "sampling:sites"
+ROUNDS = "{sampling}:rounds"
+SITES = "{sampling}:sites"
 
 
 def tag(round_id: str) -> str:

@@ -184,3 +184,5 @@ class RiskFlag(Base, frozen=True):
 
 class RiskUpdate(Base, frozen=True):
     residents: list[RiskFlag]
+    #: Why, when this corrects earlier flags (kept in the journal).
+    reason: Text = ""

@@ -7,12 +7,15 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from sampling import adminlog
+from sampling.adminlog import Registry
 from sampling.auth import keys as auth_keys
 from sampling.binding import keys
 from sampling.binding.errors import RoundNotFound
 from sampling.binding.models import POOL_SIZES, Round, RoundIn, Site, SiteIn
 from sampling.errors import BadInput, Conflict, NotFound
 from sampling.store.client import as_bytes
+from sampling.store.scripts import Scripts
 
 if TYPE_CHECKING:
     from sampling.store.client import AnyRedis
@@ -33,39 +36,90 @@ _encode = msgspec.msgpack.Encoder().encode
 
 
 class Rounds:
+    """The round registry. A round's record lives in its own slot (``{rd:R}:meta``,
+    field ``round``), the truth the binding scripts check; ``{sampling}:rounds``
+    is the list of them, in the registry's slot with the admin journal."""
+
     def __init__(self, redis: AnyRedis) -> None:
         self._redis = redis
+        self._registry = Registry(redis)
+        self._scripts = Scripts(redis, "sampling.binding", ("round_create", "round_close"))
 
-    async def create(self, spec: RoundIn) -> Round:
+    async def create(self, spec: RoundIn, *, by: str = "") -> Round:
+        """Create a round: its state, its copy of the revoked devices and its journal
+        entry in one atomic step (``round_create.lua``), then its registry entry
+        with the admin journal's (``admin.lua``), then revocations made meanwhile.
+
+        Why the last step: the two steps touch two slots (a round's, the registry's),
+        so a revocation can land between them and fan out to the rounds listed
+        before this one was. Revocation writes ``{sampling}:revoked`` before it
+        fans out, so copying that set again after listing the round misses none:
+        a revocation written before the copy is copied, one written after it
+        finds the round listed."""
         if spec.pool not in POOL_SIZES:
             raise BadInput(f"pool size {spec.pool} is not one of {POOL_SIZES}", pool=spec.pool)
-        found = Round(
+        made = Round(
             id=spec.id, name=spec.name, pool=spec.pool, state="open", created_at=time.time()
         )
-        if not await self._redis.hsetnx(keys.ROUNDS, spec.id, _encode(found)):
-            raise Conflict(f"round {spec.id} already exists", round=spec.id)
-        # The round's own copy of the revoked set must exist before its first scan.
+        record = _encode(made)
         revoked = await self._redis.smembers(auth_keys.REVOKED)
-        if revoked:
-            await self._redis.sadd(keys.revoked(spec.id), *revoked)
-        await self._redis.hset(keys.meta(spec.id), mapping={"state": "open", "pool": spec.pool})
-        return found
+        created = await self._scripts.run(
+            "round_create",
+            [keys.meta(spec.id), keys.revoked(spec.id), keys.journal(spec.id)],
+            [record, spec.pool, by, spec.name, *revoked],
+        )
+        if not created:
+            # A crash after the round's step and before its registry entry left it
+            # unlisted: this retry lists it (HSETNX keeps the first record).
+            found = await self.get(spec.id)
+            await self._redis.hsetnx(keys.ROUNDS, spec.id, _encode(found))
+            raise Conflict(f"round {spec.id} already exists", round=spec.id)
+        await self._registry.write(
+            keys.ROUNDS,
+            spec.id,
+            record,
+            new=True,
+            journal=adminlog.entry(
+                "round_create", by, round=spec.id, name=spec.name, pool=spec.pool
+            ),
+        )
+        late = set(await self._redis.smembers(auth_keys.REVOKED)) - set(revoked)
+        if late:
+            await self._redis.sadd(keys.revoked(spec.id), *late)
+        return made
 
     async def get(self, round_id: str) -> Round:
-        raw = await self._redis.hget(keys.ROUNDS, round_id)
+        # The round's own record: the registry list may lag it by a crash.
+        raw = await self._redis.hget(keys.meta(round_id), "round")
         if raw is None:
             raise RoundNotFound(f"no round {round_id}: check the round id", round=round_id)
         return _round(raw)
 
     async def all(self) -> list[Round]:
         raw = await self._redis.hgetall(keys.ROUNDS)
-        return sorted((_round(v) for v in raw.values()), key=lambda r: r.created_at)
+        listed = sorted((_round(v) for v in raw.values()), key=lambda r: r.created_at)
+        # The registry keeps each round's record as created; the state is the round's.
+        return [await self.get(r.id) for r in listed]
 
-    async def close(self, round_id: str) -> Round:
+    async def close(self, round_id: str, *, by: str = "", reason: str = "") -> Round:
         found = await self.get(round_id)
         closed = msgspec.structs.replace(found, state="closed")
-        await self._redis.hset(keys.meta(round_id), "state", "closed")
-        await self._redis.hset(keys.ROUNDS, round_id, _encode(closed))
+        done = await self._scripts.run(
+            "round_close",
+            [keys.meta(round_id), keys.journal(round_id)],
+            [_encode(closed), by, reason],
+        )
+        if done == 0:
+            raise RoundNotFound(f"no round {round_id}: check the round id", round=round_id)
+        if done == 2:
+            raise Conflict(f"round {round_id} is already closed", round=round_id)
+        await self._registry.write(
+            keys.ROUNDS,
+            round_id,
+            _encode(closed),
+            new=False,
+            journal=adminlog.entry("round_close", by, round=round_id, reason=reason),
+        )
         return closed
 
     async def counters(self, round_id: str) -> dict[str, int]:
@@ -78,9 +132,12 @@ class Sites:
         self._redis = redis
         self._cache: dict[str, Site] = {}
 
-    async def create(self, spec: SiteIn) -> Site:
+    async def create(self, spec: SiteIn, *, by: str = "") -> Site:
         site = Site(**msgspec.structs.asdict(spec))
-        if not await self._redis.hsetnx(keys.SITES, spec.id, _encode(site)):
+        journal = adminlog.entry("site_create", by, site=spec.id, name=spec.name, grid=spec.grid)
+        if not await Registry(self._redis).write(
+            keys.SITES, spec.id, _encode(site), new=True, journal=journal
+        ):
             raise Conflict(f"site {spec.id} already exists", site=spec.id)
         return site
 

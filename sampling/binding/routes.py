@@ -141,5 +141,5 @@ class BindingController(Controller):
         request: Request[Any, Any, Any],
     ) -> dict[str, int]:
         """Flag residents (Y yellow, R red code, I isolation) for single tubes; empty clears."""
-        _device, binder = _ctx(request)
-        return {"updated": await binder.set_risk(round_id, data)}
+        device, binder = _ctx(request)
+        return {"updated": await binder.set_risk(round_id, data, by=device.id)}

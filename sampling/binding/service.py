@@ -22,7 +22,8 @@ import numpy as np
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from sampling import codes, localtime
+from sampling import adminlog, codes, localtime
+from sampling.adminlog import Registry
 from sampling.binding import keys
 from sampling.binding.errors import RoundNotFound, TubeNotFound
 from sampling.binding.messages import message_for, status_http
@@ -152,7 +153,7 @@ class Binder:
         self._hasher = hasher
         self._rounds = rounds
         self._sites = sites
-        self._scripts = Scripts(redis, _PKG, ("apply", _CLAIM_LUA, _SETTLE_LUA))
+        self._scripts = Scripts(redis, _PKG, ("apply", _CLAIM_LUA, _SETTLE_LUA, "risk"))
         self._max_batch = max_batch
         self._waitaof = waitaof
         self._lane = lane
@@ -620,9 +621,11 @@ class Binder:
             raise TubeNotFound(f"tube {code} was not opened in round {round_id}", tube=code)
         return TubeRecord(as_bytes(raw)).view(round_id, code)
 
-    async def set_risk(self, round_id: str, update: RiskUpdate) -> int:
+    async def set_risk(self, round_id: str, update: RiskUpdate, *, by: str = "") -> int:
+        """Set (or clear, with no flags) residents' risk flags; each change is journaled
+        in the round, in the same atomic step (``risk.lua``), and the call once in
+        the admin journal."""
         await self._rounds.get(round_id)
-        pipe = self._redis.pipeline(transaction=False)
         hashes = [
             (
                 self._hasher.digest(check_code(r.resident, codes.CodeKind.RESIDENT, "resident")),
@@ -630,11 +633,24 @@ class Binder:
             )
             for r in update.residents
         ]
+        ks = [keys.meta(round_id), keys.journal(round_id)]
+        args: list[Any] = [by, update.reason]
         for rhash, flags in hashes:
-            key = keys.risk_bucket(round_id, rhash)
-            if flags:
-                pipe.hset(key, rhash[1:], flags)
-            else:
-                pipe.hdel(key, rhash[1:])
-        await pipe.execute()
-        return len(hashes)
+            ks.append(keys.risk_bucket(round_id, rhash))
+            args += [rhash[1:], flags, rhash]
+        written = int(await self._scripts.run("risk", ks, args))
+        if written < 0:
+            raise RoundNotFound(f"no round {round_id}: check the round id", round=round_id)
+        set_, cleared = sum(1 for _, f in hashes if f), sum(1 for _, f in hashes if not f)
+        await Registry(self._redis).note(
+            adminlog.entry(
+                "risk",
+                by,
+                round=round_id,
+                n=written,
+                set=set_,
+                cleared=cleared,
+                reason=update.reason,
+            )
+        )
+        return written

@@ -38,6 +38,7 @@ from sampling.privacy import ResidentHasher
 from sampling.settings import Settings
 from sampling.store.client import as_bytes, connect
 from sampling.store.embedded import EmbeddedServer, free_port
+from sampling.store.lock import LOCK_NAME, DataDirLock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -419,12 +420,35 @@ def run_demo(
     ``port`` until interrupted (Ctrl-C or SIGTERM), after ``on_ready(summary)``."""
     console = Console(stderr=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    # The folder is ours alone while the demo runs (a second demo on it would wipe
+    # the first one's running server): lock it, then wipe all but the lock.
+    with DataDirLock(out):
+        for child in out.iterdir():
+            if child.name != LOCK_NAME:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        summary = _run(
+            out, residents, n_sites, seed, quiet, console, serve=serve, port=port, on_ready=on_ready
+        )
+    if not quiet and not serve:
+        _print(console, summary)
+    return summary
+
+
+def _run(
+    out: Path,
+    residents: int,
+    n_sites: int,
+    seed: int,
+    quiet: bool,
+    console: Console,
+    *,
+    serve: bool,
+    port: int | None,
+    on_ready: Callable[[dict[str, Any]], None] | None,
+) -> dict[str, Any]:
     data_dir = out / "data"
     port = port or free_port()
-    with EmbeddedServer(data_dir / "valkey") as valkey:
+    with DataDirLock(data_dir), EmbeddedServer(data_dir / "valkey") as valkey:
         # The demo plays a day in seconds: per-device rate limits set for people
         # scanning by hand would throttle its simulated devices.
         # With --serve the archiver keeps the dashboard's coverage current afterwards.
@@ -453,8 +477,6 @@ def run_demo(
         finally:
             server.should_exit = True
             thread.join(10)
-    if not quiet and not serve:
-        _print(console, summary)
     return summary
 
 

@@ -24,12 +24,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from contextlib import AbstractContextManager
 
-    from sampling.lab.models import IngestReport, RegisterReport
+    from sampling.lab.models import IngestReport, LabResult, RegisterReport
     from sampling.settings import Settings
 
 out = Console()
 err = Console(stderr=True)
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+#: What a results file may be called (a lab CSV export, HL7 v2).
+RESULT_TYPES = (".csv", ".txt", ".hl7", ".oru")
 
 
 def _settings() -> Settings:
@@ -94,27 +96,82 @@ def register() -> None:
 @click.option("--json", "as_json", is_flag=True)  # fmt: skip
 def register_import(file: Path, dry_run: bool, round_id: str | None, as_json: bool) -> None:
     """Import a register from CSV, XLSX or Parquet (row numbers as in a spreadsheet)."""
-    from sampling.lab.register import import_register, push_risk
+    from sampling.adminlog import cli_user
+    from sampling.errors import SamplingError
+    from sampling.lab.register import import_register
     from sampling.privacy import ResidentHasher
 
     cfg = _settings()
-    with _busy(f"checking {file.name}"):
-        rep, flags = import_register(file, ResidentHasher(cfg.secret()), cfg.data_dir,
-                                     dry_run=dry_run)  # fmt: skip
-    if round_id and not dry_run and flags.height:
-        from sampling.cli import run, services_for
-
-        async def go(url: str) -> int:
-            svc = services_for(url)
-            try:
-                return await push_risk(svc.binder, round_id, flags)
-            finally:
-                await svc.close()
-
-        with _busy(f"flagging {flags.height} residents in round {round_id}"):
-            flagged = run(go)
+    if round_id:
+        _known_round(round_id)  # before the register is replaced
+    try:
+        with _busy(f"checking {file.name}"):
+            rep, flags = import_register(file, ResidentHasher(cfg.secret()), cfg.data_dir,
+                                         dry_run=dry_run)  # fmt: skip
+    except SamplingError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not dry_run and rep.rows_stored:
+        flagged = _register_stored(
+            file, rep, flags if round_id else flags.head(0), round_id, cli_user()
+        )
         rep = msgspec.structs.replace(rep, risk_flagged=flagged)
     _register_report(rep, as_json)
+    if not rep.rows_stored:
+        verb = "would be" if dry_run else "was"
+        raise click.ClickException(f"no row of {file.name} {verb} stored: every row was refused")
+
+
+def _register_stored(
+    file: Path, rep: RegisterReport, flags: pl.DataFrame, round_id: str | None, by: str
+) -> int:
+    """Journal the import, and flag its risk residents in ``round_id``, with a progress bar."""
+    from rich.progress import BarColumn, MofNCompleteColumn
+
+    from sampling import adminlog
+    from sampling.cli import run, services_for
+    from sampling.lab.register import push_risk
+
+    async def go(url: str) -> int:
+        svc = services_for(url)
+        try:
+            if round_id:
+                await svc.rounds.get(round_id)  # an unknown round refuses before any flag
+            flagged = 0
+            if flags.height:
+                with Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    console=err,
+                    transient=True,
+                ) as bar:
+                    task = bar.add_task(
+                        f"flagging residents in round {round_id}", total=flags.height
+                    )
+                    flagged = await push_risk(
+                        svc.binder,
+                        str(round_id),
+                        flags,
+                        by=by,
+                        progress=lambda n: bar.advance(task, n),
+                    )
+            await adminlog.Registry(svc.redis).note(
+                adminlog.entry(
+                    "register_import",
+                    by,
+                    file=file.name,
+                    rows=rep.rows_read,
+                    stored=rep.rows_stored,
+                    refused=rep.rows_refused,
+                    round=round_id,
+                    flagged=flagged or None,
+                )
+            )
+            return flagged
+        finally:
+            await svc.close()
+
+    return run(go)
 
 
 def _register_report(rep: RegisterReport, as_json: bool) -> None:
@@ -147,18 +204,30 @@ def results() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def results_import(file: Path, round_id: str, dry_run: bool, lab: str, as_json: bool) -> None:
     """Import a results file; every row is stored, a duplicate, held, an orphan or refused."""
+    from sampling.adminlog import cli_user
+    from sampling.binding.rounds import Rounds
     from sampling.cli import run
+    from sampling.errors import SamplingError
     from sampling.lab.parse import read_file
     from sampling.lab.results import LabResults
     from sampling.store.client import connect
 
-    with _busy(f"reading {file.name}"):
-        parsed = read_file(file.name, file.read_bytes(), lab=lab)
+    if file.suffix.lower() not in RESULT_TYPES:
+        raise click.ClickException(
+            f"{file.name}: unknown file type {file.suffix or '(none)'}; results are read from "
+            "a lab CSV export or HL7 v2 ORU^R01 (.csv, .txt, .hl7, .oru)"
+        )
+    try:
+        with _busy(f"reading {file.name}"):
+            parsed = read_file(file.name, file.read_bytes(), lab=lab)
+    except SamplingError as exc:
+        raise click.ClickException(str(exc)) from exc
 
     async def go(url: str) -> IngestReport:
         redis = connect(url)
         try:
-            return await LabResults(redis).ingest(round_id, parsed, device="cli",
+            await Rounds(redis).get(round_id)
+            return await LabResults(redis).ingest(round_id, parsed, device=cli_user(),
                                                   dry_run=dry_run)  # fmt: skip
         finally:
             await redis.aclose()
@@ -167,6 +236,8 @@ def results_import(file: Path, round_id: str, dry_run: bool, lab: str, as_json: 
         rep = run(go)
     if as_json:
         _json(rep)
+        if not rep.accepted:
+            raise SystemExit(1)
         return
     _problems(rep.problems)
     verb = "would be" if dry_run else "were"
@@ -175,9 +246,14 @@ def results_import(file: Path, round_id: str, dry_run: bool, lab: str, as_json: 
         f"[red]{rep.refused}[/] refused; of the accepted, {rep.stored} {verb} stored new, "
         f"{rep.duplicate} duplicates, {rep.held} held for review, {rep.orphan} orphans"
     )
+    if not rep.accepted:
+        raise click.ClickException(
+            f"no row of {file.name} is a result (every row refused): is it a results file?"
+        )
 
 
 def _redis_list(round_id: str, what: str) -> list[Any]:
+    from sampling.binding.rounds import Rounds
     from sampling.cli import run
     from sampling.lab.results import LabResults
     from sampling.store.client import connect
@@ -185,6 +261,7 @@ def _redis_list(round_id: str, what: str) -> list[Any]:
     async def go(url: str) -> list[Any]:
         redis = connect(url)
         try:
+            await Rounds(redis).get(round_id)
             lab = LabResults(redis)
             return list(await (lab.held(round_id) if what == "held" else lab.orphans(round_id)))
         finally:
@@ -197,9 +274,10 @@ def _redis_list(round_id: str, what: str) -> list[Any]:
 @click.option("--round", "round_id", required=True)
 def results_held(round_id: str) -> None:
     """Results held for review: a second result that disagrees with the stored one."""
+    tz = _settings().tz
     table = Table("tube", "stored", "held", title=f"held results, round {round_id}")
     for h in _redis_list(round_id, "held"):
-        table.add_row(h.tube, h.stored.packed() if h.stored else "", h.held.packed())
+        table.add_row(h.tube, _result_words(h.stored, tz), _result_words(h.held, tz))
     out.print(table)
 
 
@@ -255,10 +333,26 @@ def results_resolve(
 @click.option("--round", "round_id", required=True)
 def results_orphans(round_id: str) -> None:
     """Results for tubes no one bound in the round."""
-    table = Table("tube", "outcome", "lab", title=f"orphan results, round {round_id}")
+    tz = _settings().tz
+    table = Table("tube", "result", title=f"orphan results, round {round_id}")
     for o in _redis_list(round_id, "orphans"):
-        table.add_row(o.result.tube, o.result.outcome, o.result.lab)
+        table.add_row(o.result.tube, _result_words(o.result, tz))
     out.print(table)
+
+
+def _result_words(res: LabResult | None, tz: str) -> str:
+    """A result in words: ``negative, Ct ORF1ab 31.2, lab L1, tested 2026-12-02 09:14``."""
+    from sampling import localtime
+
+    if res is None:
+        return ""
+    parts: list[str] = [res.outcome]
+    cts = (("ORF1ab", res.ct_orf1ab), ("N", res.ct_n))
+    parts += [f"Ct {name} {ct:g}" for name, ct in cts if ct is not None]
+    if res.lab:
+        parts.append(f"lab {res.lab}")
+    parts.append("tested " + localtime.stamp(res.tested_at / 1000, tz, seconds=False))
+    return ", ".join(parts)
 
 
 # -- reports -------------------------------------------------------------------------------------
@@ -266,11 +360,41 @@ def results_orphans(round_id: str) -> None:
 
 def _collect(round_id: str, names: tuple[str, ...]) -> dict[str, pl.DataFrame]:
     cfg = _settings()
+    if not (cfg.data_dir / "archive" / round_id).is_dir():
+        _known_round(round_id)  # an unknown round is that, not "no archive"
     try:
         with _busy(f"reconciling round {round_id}"):
             return report.collect(cfg.data_dir, round_id, names)
     except report.ReportError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+def _known_round(round_id: str) -> None:
+    """A one-line error (exit 1) unless the round exists."""
+    from sampling.binding.rounds import Rounds
+    from sampling.cli import run
+    from sampling.store.client import connect
+
+    async def go(url: str) -> None:
+        redis = connect(url)
+        try:
+            await Rounds(redis).get(round_id)
+        finally:
+            await redis.aclose()
+
+    run(go)
+
+
+def _known_grid(grid: str) -> None:
+    """A one-line error (exit 1) unless the register or a site names the grid."""
+    from sampling.lab import sources
+
+    cfg = _settings()
+    known = set(sources.scan_register(cfg.data_dir).select("grid").unique().collect()["grid"])
+    if grid in known:
+        return
+    shown = ", ".join(sorted(str(g) for g in known)[:10]) or "none: import the register first"
+    raise click.ClickException(f"no grid {grid} in the register (grids: {shown})")
 
 
 def _write_all(got: dict[str, pl.DataFrame], directory: Path) -> Iterator[Path]:
@@ -357,7 +481,9 @@ def coverage(round_id: str, level: str, hourly: bool, missed: bool, as_json: boo
 @click.option("--json", "as_json", is_flag=True)  # fmt: skip
 def doors(grid: str, round_id: str, fmt: str, out_path: Path | None, as_json: bool) -> None:
     """The knock-on-door list of one grid, in building, unit and household order."""
-    frame = _collect(round_id, ("doors",))["doors"].filter(pl.col("grid") == grid)
+    got = _collect(round_id, ("doors",))
+    _known_grid(grid)
+    frame = got["doors"].filter(pl.col("grid") == grid)
     if as_json:
         _json(frame.to_dicts())
         return

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Final
 
+import fastexcel
 import polars as pl
 
 from sampling import codes
@@ -23,6 +24,7 @@ from sampling.lab.models import RegisterReport, RowProblem
 from sampling.lab.parse import header_key
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from sampling.binding.service import Binder
@@ -83,23 +85,44 @@ class EmptyFile(BadInput):
     code = "empty_file"
 
 
+class UnreadableFile(BadInput):
+    """Not a file the register is read from: an unknown type, or a damaged one."""
+
+    code = "unreadable_file"
+
+
+#: The register's file types, by suffix.
+TYPES: Final = {
+    ".csv": "CSV",
+    ".xlsx": "XLSX",
+    ".xlsm": "XLSX",
+    ".xls": "XLS",
+    ".parquet": "Parquet",
+}
+
+
 def read_raw(path: Path) -> pl.LazyFrame:
     """The file's cells as text, headers normalised, with ``_row`` (header = row 1)."""
     suffix = path.suffix.lower()
+    if suffix not in TYPES:
+        raise UnreadableFile(
+            f"{path.name}: unknown file type {suffix or '(none)'}; the register is read "
+            "from CSV, XLSX or Parquet",
+            file=path.name,
+        )
     if path.stat().st_size == 0:
         raise EmptyFile(f"{path.name} is empty", file=path.name)
-    if suffix in (".xlsx", ".xlsm", ".xls"):
-        frame = pl.read_excel(path, infer_schema_length=0).lazy()
-    elif suffix == ".parquet":
-        frame = pl.scan_parquet(path)
-        frame = frame.select(pl.all().cast(pl.String))
-    else:
-        try:
-            frame = pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy")
-            frame.collect_schema()
-        except pl.exceptions.NoDataError:
-            raise EmptyFile(f"{path.name} is empty", file=path.name) from None
-    names = frame.collect_schema().names()
+    try:
+        frame = _open(path, suffix)
+        names = frame.collect_schema().names()
+    except pl.exceptions.NoDataError:
+        raise EmptyFile(f"{path.name} is empty", file=path.name) from None
+    except (pl.exceptions.PolarsError, OSError, fastexcel.FastExcelError) as exc:
+        # A damaged or mislabelled file: one line for the person, not a traceback.
+        raise UnreadableFile(
+            f"{path.name} cannot be read as {TYPES[suffix]}: {_first_line(exc)}",
+            file=path.name,
+        ) from None
     renames: dict[str, str] = {}
     for original in names:
         key = header_key(original)
@@ -109,6 +132,18 @@ def read_raw(path: Path) -> pl.LazyFrame:
     return frame.select([pl.col(o).alias(c) for o, c in renames.items()]).with_row_index(
         "_row", offset=2
     )
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def _open(path: Path, suffix: str) -> pl.LazyFrame:
+    if suffix in (".xlsx", ".xlsm", ".xls"):
+        return pl.read_excel(path, infer_schema_length=0).lazy()
+    if suffix == ".parquet":
+        return pl.scan_parquet(path).select(pl.all().cast(pl.String))
+    return pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy")
 
 
 def _labels(col: pl.Expr) -> pl.Expr:
@@ -264,7 +299,9 @@ def import_register(
         ]
         good = good.filter(~pl.col("rhash").is_duplicated())
     target = data_dir / "register" / REGISTER_FILE
-    if not dry_run:
+    # A file with no good row replaces nothing: the register in use stays.
+    stores = not dry_run and good.height > 0
+    if stores:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_suffix(".parquet.tmp")
         good.write_parquet(tmp)
@@ -276,18 +313,29 @@ def import_register(
         rows_stored=good.height,
         rows_refused=checked.height - good.height,
         problems=sorted(problems, key=lambda p: p.row),
-        path="" if dry_run else str(target),
+        path=str(target) if stores else "",
     )
     return report, risk_flags(good.lazy()).collect()
 
 
-async def push_risk(binder: Binder, round_id: str, flags: pl.DataFrame, chunk: int = 5000) -> int:
-    """Hand the register's risk flags to the binding core for ``round_id``."""
+async def push_risk(
+    binder: Binder,
+    round_id: str,
+    flags: pl.DataFrame,
+    chunk: int = 5000,
+    *,
+    by: str = "",
+    progress: Callable[[int], object] | None = None,
+) -> int:
+    """Hand the register's risk flags to the binding core for ``round_id`` (journaled as
+    ``by``); ``progress`` is told each chunk's size."""
     total = 0
     rows = list(flags.select("resident", "flags").iter_rows())
     for start in range(0, len(rows), chunk):
         update = RiskUpdate(
             residents=[RiskFlag(resident=c, flags=f) for c, f in rows[start : start + chunk]]
         )
-        total += await binder.set_risk(round_id, update)
+        total += await binder.set_risk(round_id, update, by=by)
+        if progress is not None:
+            progress(len(update.residents))
     return total

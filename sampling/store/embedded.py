@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -31,6 +33,35 @@ if TYPE_CHECKING:
 
 class ServerStartError(RuntimeError):
     pass
+
+
+def probe_client(socket_path: Path | str, timeout: float = 1.0) -> redis.Redis:
+    """A client for one quick question to a local socket, without redis-py's retries.
+
+    redis-py retries a failed connection three times with backoff (about 4 s on a
+    socket nobody listens on, and again after SHUTDOWN closes the connection):
+    right for the API, wrong for "is a server there?", which must answer at once.
+    """
+    return redis.Redis(
+        unix_socket_path=str(socket_path),
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+def answers(socket_path: Path | str) -> bool:
+    """True when a server answers PING on ``socket_path`` (False at once when none listens)."""
+    if not Path(socket_path).exists():
+        return False
+    try:
+        client = probe_client(socket_path)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except (redis.RedisError, OSError):
+        return False
 
 
 def server_binary() -> Path:
@@ -139,6 +170,13 @@ class EmbeddedServer:
                 f"data directory path too long for a unix socket: {self.data_dir}; "
                 "set SAMPLING_DATA_DIR to a shorter path"
             )
+        # Never take over a live server's files: a second server on the same AOF,
+        # or a deleted socket, would cut the first one's clients off.
+        if answers(self.socket_path):
+            raise ServerStartError(
+                f"a Valkey server already answers on {self.socket_path} (left running by a "
+                f"killed 'sampling serve'?); stop it: valkey-cli -s {self.socket_path} shutdown"
+            )
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
         self.process = subprocess.Popen(
@@ -166,7 +204,7 @@ class EmbeddedServer:
 
     def _ping(self) -> bool:
         try:
-            r = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1)
+            r = probe_client(self.socket_path)
             try:
                 return bool(r.ping())
             finally:
@@ -186,8 +224,7 @@ class EmbeddedServer:
         if proc is None or proc.poll() is not None:
             return
         with contextlib.suppress(redis.RedisError, OSError):
-            r = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=timeout)
-            r.shutdown(nosave=True)
+            probe_client(self.socket_path, timeout).shutdown(nosave=True)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -30,6 +30,7 @@ def tok(api: Api, r: redis.Redis) -> str:
     found = msgspec.msgpack.decode(r.hget(keys.ROUNDS, "r1"), type=Round)
     earlier = msgspec.structs.replace(found, created_at=time.time() - 5 * HOURS)
     r.hset(keys.ROUNDS, "r1", msgspec.msgpack.encode(earlier))
+    r.hset(keys.meta("r1"), "round", msgspec.msgpack.encode(earlier))  # the round's own record
     api.site("S1")
     return api.device("d1", site="S1")
 
@@ -46,6 +47,7 @@ def journal(r: redis.Redis) -> list[dict[str, str]]:
     return [
         {k.decode(): v.hex() if k == b"r" else v.decode() for k, v in f.items()}
         for _, f in r.xrange(keys.journal("r1"))
+        if f[b"k"] not in (b"round_create", b"round_close", b"risk")  # admin entries
     ]
 
 

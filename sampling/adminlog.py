@@ -1,0 +1,129 @@
+"""The admin journal: every change to the registry, with who, when, what and why.
+
+Where admin changes are journaled (see also ``binding/keys.py``):
+
+* ``{sampling}:admin`` (STREAM), one for the whole installation, holds every
+  admin change: round create and close, site create, device create and revoke,
+  risk flags, register imports. It sits in the registry's slot (the registry
+  hashes share the ``{sampling}`` tag), so a registry write and its entry are one
+  script (``admin.lua``) on a single Redis and on a cluster alike. Admin changes
+  are few (hundreds a day), so the stream is kept, not archived.
+* A round's own journal ``{rd:R}:journal`` also gets the round-scoped ones
+  (``round_create``, ``round_close``, one ``risk`` entry per resident), written
+  in the same script as the round's state, so the round's Parquet archive tells
+  its whole story and ``sampling audit resident`` shows a risk flag change.
+
+Entry fields: ``k`` (kind), ``d`` (who: a device id, or ``cli:<user>``), then
+what: ``round``, ``site``, ``device``, ``role``, ``grid``, ``lab``, ``n``,
+``file``, ``refused``, and ``reason`` where the change is a correction.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sampling.store.scripts import Scripts
+
+if TYPE_CHECKING:
+    from sampling.store.client import AnyRedis
+
+TAG = "{sampling}"
+ADMIN = TAG + ":admin"
+
+#: The kinds of admin entry, and the word a person reads for each.
+KINDS = {
+    "round_create": "round created",
+    "round_close": "round closed",
+    "site_create": "site registered",
+    "device_create": "device registered",
+    "device_revoke": "device revoked",
+    "risk": "risk flags set",
+    "register_import": "register imported",
+}
+
+
+def cli_user() -> str:
+    """Who a CLI command acts as: the operating-system user at the terminal."""
+    try:
+        return "cli:" + getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry in some containers
+        return "cli:unknown"
+
+
+def entry(kind: str, by: str, **what: object) -> list[str]:
+    """An admin journal entry as the flat field/value list XADD takes (empty values left out)."""
+    pairs = ["k", kind, "d", by or "?"]
+    for name, value in what.items():
+        if value not in (None, ""):
+            pairs += [name, str(value)]
+    return pairs
+
+
+class Registry:
+    """Registry writes, each with its admin journal entry, in one atomic step."""
+
+    def __init__(self, redis: AnyRedis) -> None:
+        self._redis = redis
+        self._scripts = Scripts(redis, "sampling", ("admin",))
+
+    async def write(
+        self,
+        registry: str,
+        record_id: str,
+        record: bytes,
+        *,
+        new: bool,
+        journal: list[str],
+        also_set: str | None = None,
+    ) -> bool:
+        """Write ``record`` under ``record_id``; False (nothing written) when ``new`` and
+        the id exists, or not ``new`` and it does not."""
+        keys = [registry, ADMIN, *([also_set] if also_set else [])]
+        args = [record_id, record, "new" if new else "update", *journal]
+        return bool(await self._scripts.run("admin", keys, args))
+
+    async def note(self, journal: list[str]) -> None:
+        """An admin entry with no registry record of its own (risk flags, imports)."""
+        await self._redis.xadd(ADMIN, dict(zip(journal[::2], journal[1::2], strict=True)))
+
+
+@dataclass(frozen=True)
+class AdminEntry:
+    id: str
+    at: float
+    kind: str
+    by: str
+    fields: dict[str, str]
+
+    @property
+    def what(self) -> str:
+        return KINDS.get(self.kind, self.kind)
+
+
+async def entries(redis: AnyRedis, *, round_id: str | None = None) -> list[AdminEntry]:
+    """Every admin entry, oldest first; with ``round_id``, only those about that round."""
+    out: list[AdminEntry] = []
+    start = "-"
+    while True:
+        page: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(
+            ADMIN, min=start, count=10_000
+        )  # type: ignore[assignment]  # replies are bytes: our clients never decode
+        for sid, raw in page:
+            f = {k.decode(): v.decode() for k, v in raw.items()}
+            if round_id is not None and f.get("round") != round_id:
+                continue
+            ident = sid.decode()
+            out.append(
+                AdminEntry(
+                    id=ident,
+                    at=int(ident.partition("-")[0]) / 1000,
+                    kind=f.pop("k", ""),
+                    by=f.pop("d", ""),
+                    fields=f,
+                )
+            )
+        if len(page) < 10_000:
+            return out
+        start = "(" + page[-1][0].decode()
