@@ -33,6 +33,7 @@ from sampling.binding.models import (
     Tube,
 )
 from sampling.binding.tube import TubeRecord
+from sampling.boxing import keys as boxing_keys
 from sampling.errors import (
     BadInput,
     BatchTooLarge,
@@ -43,6 +44,7 @@ from sampling.errors import (
     Refusal,
     Unavailable,
 )
+from sampling.lab import keys as lab_keys
 from sampling.oplog import fingerprint
 from sampling.store.client import as_bytes
 from sampling.store.scripts import Scripts, source
@@ -328,6 +330,9 @@ class Binder:
             keys.journal(round_id),
             keys.oplog(round_id, device.id),
             keys.revoked(round_id),
+            # Read only, to let a re-sample whose tube failed be tried again.
+            lab_keys.result(round_id),
+            boxing_keys.lost(round_id),
         ]
         args: list[bytes | str | int] = [device.id, device.site, SEQ_AHEAD, SEQ_MAX]
         for i in items:

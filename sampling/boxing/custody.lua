@@ -15,6 +15,9 @@
 -- KEYS[10..13] {rd:R}:due:unboxed, :sealed, :transit, :intake   ZSETs scored in ms
 -- KEYS[14] {rd:R}:boxcount        HASH   counters
 -- seal only: KEYS[15..] the tube record of every tube in the box, as read just before
+-- intake and intake_close only: KEYS[15] {rd:R}:lost  HASH  tube -> condition of every
+--   tube intake found damaged, leaking or missing (the binding core reads it to let a
+--   lost re-sample be tried again)
 --
 -- ARGV[1] device id  ARGV[2] device site  ARGV[3] device lab  ARGV[4] how far past its
 -- highest sequence number a device may jump  ARGV[5] highest sequence number allowed
@@ -236,6 +239,7 @@ function apply.intake()
   end
   local cond = ARGV[12]
   redis.call('HSET', IN, tube, cond .. ':' .. now .. ':' .. where .. ':' .. n)
+  if cond ~= 'ok' then redis.call('HSET', KEYS[15], tube, cond) end
   journal('intake', 'x', cond .. ':' .. where .. ':' .. n, 'lab', lab)
   return 'ok'
 end
@@ -256,6 +260,7 @@ function apply.intake_close()
   for i = 1, #listed, 2 do
     if redis.call('HEXISTS', IN, listed[i]) == 0 then
       missing = missing + 1
+      redis.call('HSET', KEYS[15], listed[i], 'missing')
       redis.call('XADD', KEYS[2], '*', 'k', 'missing', 'd', device, 'site', site,
         'seq', ARGV[6], 'op', op, 'tube', listed[i], 'r', '', 'box', box,
         'x', tostring(residents_of(listed[i + 1])), 'lab', lab)

@@ -251,6 +251,7 @@ class Boxer:
             *(keys.due(round_id, w) for w in keys.DUE),
             keys.count(round_id),
             *(keys.tube(round_id, t) for t in inside or ()),
+            *((keys.lost(round_id),) if kind in ("intake", "intake_close") else ()),
         ]
         padded = (*args, "", "", "")[:3]
         argv: list[str | int | bytes] = [
