@@ -13,6 +13,9 @@ are one single-slot script on a single Redis or a Cluster.
 ``{rd:R}:orphans``             HASH    tube code -> packed result, for tubes that no
                                        one bound in this round
 ``{rd:R}:labcount``            HASH    counters: stored, duplicate, held, orphan
+``{rd:R}:mllp``                HASH    ``<device>|<MSH-10>`` -> ``<ack code>|<text>``:
+                                       the answer to each MLLP message, so a
+                                       retransmission is answered again, stored once
 ``{rd:R}:t:<tube>``            STRING  the binding core's tube record (read only)
 ``{rd:R}:meta``                HASH    the binding core's round state (read only)
 ``{rd:R}:journal``             STREAM  shared with the binding core
@@ -24,7 +27,7 @@ from __future__ import annotations
 from sampling.binding import keys as binding_keys
 from sampling.binding.keys import journal, meta, tube
 
-__all__ = ["count", "journal", "meta", "orphans", "result", "review", "tube"]
+__all__ = ["count", "journal", "meta", "mllp", "orphans", "result", "review", "tube"]
 
 
 def result(round_id: str) -> str:
@@ -41,3 +44,7 @@ def orphans(round_id: str) -> str:
 
 def count(round_id: str) -> str:
     return binding_keys.tag(round_id) + ":labcount"
+
+
+def mllp(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":mllp"
