@@ -59,6 +59,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: The district's time zone (IANA name): every time shown to a person, in
     #: pages, CLI output and files, is in this zone (``sampling.localtime``).
     tz: str = "Asia/Shanghai"
+    #: Alarm for a tube left open at a sampling point longer than this, minutes.
+    open_alarm_min: int = 60
+    #: Alarm for a tube received at the lab without a result after this, hours.
+    result_alarm_hours: float = 6.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +118,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_body=int(number("MAX_BODY", 2_000_000, int)),
             max_inflight=int(number("MAX_INFLIGHT", 256, int)),
             tz=tz,
+            open_alarm_min=int(number("OPEN_ALARM_MIN", 60, int)),
+            result_alarm_hours=float(number("RESULT_ALARM_HOURS", 6.0, float)),
         )
 
     def secret(self) -> bytes:

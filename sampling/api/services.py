@@ -60,7 +60,7 @@ class Services:
             ),
             boxer=Boxer(
                 redis,
-                BoxingConfig.from_env(),
+                BoxingConfig.from_env().with_alarms(settings),
                 waitaof=settings.durability == "waitaof",
                 lane=lane,
             ),

@@ -19,6 +19,8 @@ from sampling.settings import SettingsError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from sampling.settings import Settings
+
 
 class BoxingConfig(msgspec.Struct, frozen=True, kw_only=True):
     capacity: int = 100
@@ -27,6 +29,18 @@ class BoxingConfig(msgspec.Struct, frozen=True, kw_only=True):
     pickup_after: int = 60 * 60
     transit_after: int = 120 * 60
     intake_after: int = 60 * 60
+    #: A tube open longer than this, and a tube received without a result for longer
+    #: than this (``Settings.open_alarm_min``, ``Settings.result_alarm_hours``).
+    open_after: int = 60 * 60
+    result_after: int = 6 * 3600
+
+    def with_alarms(self, settings: Settings) -> BoxingConfig:
+        """These limits with the tube alarms of ``settings``."""
+        return msgspec.structs.replace(
+            self,
+            open_after=settings.open_alarm_min * 60,
+            result_after=round(settings.result_alarm_hours * 3600),
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BoxingConfig:

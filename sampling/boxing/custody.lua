@@ -17,7 +17,8 @@
 -- seal only: KEYS[15..] the tube record of every tube in the box, as read just before
 -- intake and intake_close only: KEYS[15] {rd:R}:lost  HASH  tube -> condition of every
 --   tube intake found damaged, leaking or missing (the binding core reads it to let a
---   lost re-sample be tried again)
+--   lost re-sample be tried again); KEYS[16] {rd:R}:due:result  ZSET  tube -> intake ms
+--   of every bound tube received in good condition (the "no result yet" alarm)
 --
 -- ARGV[1] device id  ARGV[2] device site  ARGV[3] device lab  ARGV[4] how far past its
 -- highest sequence number a device may jump  ARGV[5] highest sequence number allowed
@@ -239,7 +240,11 @@ function apply.intake()
   end
   local cond = ARGV[12]
   redis.call('HSET', IN, tube, cond .. ':' .. now .. ':' .. where .. ':' .. n)
-  if cond ~= 'ok' then redis.call('HSET', KEYS[15], tube, cond) end
+  if cond ~= 'ok' then
+    redis.call('HSET', KEYS[15], tube, cond)
+  elseif where ~= 'unbound' then
+    redis.call('ZADD', KEYS[16], now, tube)
+  end
   journal('intake', 'x', cond .. ':' .. where .. ':' .. n, 'lab', lab)
   return 'ok'
 end
