@@ -8,6 +8,9 @@ the next pass write the same part again under the same name (same first id),
 never a second copy; a crash between cursor and trim is finished by the next
 pass's trim.
 
+The round's registry record is written beside the tables (``round.json``), so
+reports can order rounds by creation time.
+
 Then each domain that keeps tables derives them from the whole journal
 (``materialize(journal, out_dir)`` in ``sampling.<domain>.archive``). A domain
 that indexes the live journal reads it first (``before_trim(redis, round)``).
@@ -19,9 +22,11 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import polars as pl
 
 from sampling.binding import keys
+from sampling.binding.models import Round
 from sampling.store.client import as_bytes
 
 if TYPE_CHECKING:
@@ -110,6 +115,7 @@ async def drain(
         parts += 1
         if progress is not None:
             progress(len(entries))
+    await write_round(redis, round_id, data_dir)
     left = await redis.xlen(stream)
     return ArchiveReport(
         round=round_id,
@@ -118,6 +124,24 @@ async def drain(
         journal_left=int(left),
         directory=str(out.parent),
     )
+
+
+#: The round's registry record beside its tables: reports order rounds by
+#: ``created_at`` (``r10`` after ``r9``), not by folder name.
+ROUND_FILE = "round.json"
+
+
+async def write_round(redis: AnyRedis, round_id: str, data_dir: Path) -> None:
+    """Write the round's registry record (id, name, pool, state, created_at) as JSON."""
+    raw = await redis.hget(keys.ROUNDS, round_id)
+    if raw is None:
+        return
+    found = msgspec.msgpack.decode(as_bytes(raw), type=Round)
+    target = round_dir(data_dir, round_id) / ROUND_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_bytes(msgspec.json.encode(found))
+    tmp.replace(target)
 
 
 def _hooks(name: str) -> list[Any]:
