@@ -263,8 +263,8 @@ def reconcile(round_id: str, out_dir: Path | None, as_json: bool) -> None:
     total = pl.DataFrame({"state": ["= bound"], "residents": [summary["bound"]]})
     out.print(_table(pl.concat([counts, total]), f"round {round_id}: every bound resident"))
     orders = got["resample_orders"].select(
-        "priority", "order_state", "state", "tube", "name", "phone", "grid", "building", "unit",
-        "household", "resample_tube",
+        "priority", "order", "order_state", "state", "tube", "name", "phone", "grid",
+        "building", "unit", "household", "resample_tube",
     )  # fmt: skip
     out.print(_table(orders, "re-sample orders", limit=20))
     out.print(_table(got["coverage_street"], "coverage per street"))
