@@ -75,6 +75,9 @@ def test_resample_until_there_is_a_result(api: Api, r: redis.Redis, settings: Se
     refused = _resample(f, second)
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] == "resident_already_sampled"  # attempt 1 not back yet
+    assert (
+        f"re-sampled in tube {first}, which has not come back invalid" in refused.json()["detail"]
+    )
 
     _deliver(f, [first])
     _result(f, first, "invalid")
