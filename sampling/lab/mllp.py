@@ -92,6 +92,14 @@ def ack(msg: hl7.Message | None, answer: Answer, message_id: str) -> str:
     return str(out)
 
 
+def _decode(block: bytes) -> str:
+    # UTF-8 is HL7's preferred charset; Chinese lab systems often send GB18030 (MSH-18).
+    try:
+        return block.decode("utf-8")
+    except UnicodeDecodeError:
+        return block.decode("gb18030", errors="replace")
+
+
 class Listener:
     """Answers the MLLP messages of one lab feed (one registered lab device)."""
 
@@ -157,7 +165,7 @@ class Listener:
 
     async def answer(self, block: bytes) -> str:
         """The ACK text for one MLLP block."""
-        text = block.decode("utf-8", errors="replace")
+        text = _decode(block)
         try:
             found = messages(text)
         except (hl7.HL7Exception, ValueError, IndexError) as exc:

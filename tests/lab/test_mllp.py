@@ -109,6 +109,15 @@ def test_results_over_mllp_are_acked_and_stored_once(
     assert r.hget(keys.result("r1"), t2).startswith(b"positive|23.4|25.1|")
 
 
+def test_gb18030_message(field: Field, feed: Feed, r: redis.Redis) -> None:
+    box, (t1,) = field.delivered(tubes=1, n=2)
+    assert field.intake(box, t1).status_code == 200
+    text = _oru("G-1", t1, "阴性") + "\rNTE|1||结果：阴性"
+    ack = feed.send(text.encode("gb18030"))
+    assert _msa(ack)[0] == "AA"
+    assert r.hget(keys.result("r1"), t1).startswith(b"negative|")
+
+
 def test_mllp_refusals(field: Field, feed: Feed, r: redis.Redis) -> None:
     box, (t1,) = field.delivered(tubes=1, n=2)
     assert field.intake(box, t1).status_code == 200
