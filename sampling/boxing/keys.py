@@ -29,6 +29,9 @@ Keys (``R`` = round id, ``B`` = box code, ``nnn`` = 3 serial digits):
 ``{rd:R}:due:sealed``            ZSET    sealed boxes not picked up, scored sealed-at ms
 ``{rd:R}:due:transit``           ZSET    boxes picked up, not received, scored by pick-up
 ``{rd:R}:due:intake``            ZSET    boxes received, intake open, scored by arrival
+``{rd:R}:due:open``              ZSET    tubes still open, scored opened-at ms
+``{rd:R}:due:result``            ZSET    tubes received in good condition at intake,
+                                         scored by intake ms; dropped once resulted
 ``{rd:R}:due:cursor``            STRING  last journal id folded into ``due:unboxed``
 ``{rd:R}:boxcount``              HASH    counters: boxes_opened, sealed, ..., refused:<code>
 ===============================  ======  =============================================
