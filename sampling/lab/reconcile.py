@@ -53,29 +53,41 @@ def _state(outcome: str, intake_status: str) -> pl.Expr:
     )
 
 
+_COLS: Final = ("rhash", "tube", "site", "scanned_at")
+
+
+def _judged(tries: pl.LazyFrame, results: pl.LazyFrame, intake: pl.LazyFrame) -> pl.LazyFrame:
+    """``tries`` with the state of each tube: its result, else lost, else awaiting."""
+    return (
+        tries.join(results.select("tube", "outcome"), on="tube", how="left")
+        .join(lost_tubes(intake), on="tube", how="left")
+        .select(*_COLS, "attempt", _state("outcome", "intake_status").alias("state"))
+    )
+
+
+def _pool_tries(bindings: pl.LazyFrame) -> pl.LazyFrame:
+    return pool_bindings(bindings).select(*_COLS, pl.lit(0, pl.Int64).alias("attempt"))
+
+
+def _resample_tries(bindings: pl.LazyFrame) -> pl.LazyFrame:
+    # Re-samples are a small share of a round: sorting them alone is cheap.
+    return (
+        bindings.filter(pl.col("purpose") == "resample")
+        .select(*_COLS)
+        .sort("rhash", "scanned_at", "tube")
+        .with_columns((pl.int_range(pl.len()).over("rhash") + 1).cast(pl.Int64).alias("attempt"))
+    )
+
+
 def attempts(bindings: pl.LazyFrame, results: pl.LazyFrame, intake: pl.LazyFrame) -> pl.LazyFrame:
-    """[rhash, attempt, tube, site, scanned_at, state]: every binding of a resident.
+    """[rhash, tube, site, scanned_at, attempt, state]: every binding of a resident.
 
     Attempt 0 is the pool binding; re-samples are numbered 1, 2, ... in the order
     they were scanned (the binding core allows the next only after the last one
     came back invalid or was lost, so the order is the chain of attempts).
     """
-    cols = ("rhash", "tube", "site", "scanned_at")
-    pool = pool_bindings(bindings).select(*cols, pl.lit(0, pl.Int64).alias("attempt"))
-    # Re-samples are a small share of a round: sorting them alone is cheap.
-    again = (
-        bindings.filter(pl.col("purpose") == "resample")
-        .select(*cols)
-        .sort("rhash", "scanned_at", "tube")
-        .with_columns((pl.int_range(pl.len()).over("rhash") + 1).cast(pl.Int64).alias("attempt"))
-    )
-    return (
-        pl.concat([pool, again])
-        .join(results.select("tube", "outcome"), on="tube", how="left")
-        .join(lost_tubes(intake), on="tube", how="left")
-        .select("rhash", "attempt", "tube", "site", "scanned_at",
-                _state("outcome", "intake_status").alias("state"))
-    )  # fmt: skip
+    tries = pl.concat([_pool_tries(bindings), _resample_tries(bindings)])
+    return _judged(tries, results, intake)
 
 
 def person_states(
@@ -83,9 +95,8 @@ def person_states(
 ) -> pl.LazyFrame:
     """[rhash, tube, site, scanned_at, attempt, state]: one row per resident bound in a
     pool (its pool tube, site and time), in the state of the resident's latest attempt."""
-    tries = attempts(bindings, results, intake)
     latest = (
-        tries.filter(pl.col("attempt") > 0)
+        _judged(_resample_tries(bindings), results, intake)
         .group_by("rhash")
         .agg(
             pl.col("attempt").max().alias("latest"),
@@ -93,13 +104,10 @@ def person_states(
         )
     )
     return (
-        tries.filter(pl.col("attempt") == 0)
+        _judged(_pool_tries(bindings), results, intake)
         .join(latest, on="rhash", how="left")
         .select(
-            "rhash",
-            "tube",
-            "site",
-            "scanned_at",
+            *_COLS,
             pl.col("latest").fill_null(0).alias("attempt"),
             pl.coalesce("latest_state", "state").alias("state"),
         )
