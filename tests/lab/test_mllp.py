@@ -140,6 +140,11 @@ def test_mllp_refusals(field: Field, feed: Feed, r: redis.Redis) -> None:
     assert not r.hexists(keys.result("r1"), t1)
     # after the refusals the feed still takes a good message on the same connection
     assert _msa(feed.send(_oru("X-4", t1)))[0] == "AA"
+    # a revoked lab device's feed stores nothing more
+    assert field.api.post("/v1/devices/lab-A/revoke", field.api.admin, {}).status_code < 300
+    code, _, text = _msa(feed.send(_oru("X-5", t1, "Positive")))
+    assert code == "AR" and "revoked" in text
+    assert r.hget(keys.result("r1"), t1).startswith(b"negative|")
 
 
 def test_serve_mllp_needs_its_lab_device(
