@@ -6,7 +6,10 @@ name, then renamed), saves the cursor, and trims what it archived from the
 stream. Resumable and idempotent: a crash between the file and the cursor makes
 the next pass write the same part again under the same name (same first id),
 never a second copy; a crash between cursor and trim is finished by the next
-pass's trim.
+pass's trim. One drain of a round runs at a time, whoever calls it (the
+background archiver, ``sampling archive``, the load test's check): a second one
+waits for the round's drain lock, so two never write overlapping parts or move
+the cursor back.
 
 The round's registry record is written beside the tables (``round.json``), so
 reports can order rounds by creation time.
@@ -18,7 +21,9 @@ that indexes the live journal reads it first (``before_trim(redis, round)``).
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,12 +32,14 @@ import polars as pl
 
 from sampling.binding import keys
 from sampling.binding.models import Round
+from sampling.errors import Unavailable
 from sampling.store.client import as_bytes
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from sampling.live.lease import Lease
     from sampling.store.client import AnyRedis
 
 #: Domains whose ``archive.materialize`` derives tables from the journal.
@@ -40,6 +47,11 @@ DOMAINS = ("sampling.binding", "sampling.boxing", "sampling.lab")
 #: Fields kept as hex: binary keyed hashes.
 _BINARY = frozenset({"r"})
 CHUNK = 50_000
+#: Seconds a drain lock lasts unless renewed (once per chunk): how long a drainer
+#: killed mid-pass can hold up the next one.
+LOCK_S = 15.0
+#: Fields of every journal entry (besides ``ts``), whatever its kind.
+_COMMON = ("id", "k", "d", "site", "seq", "op", "tube", "r", "x")
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,26 @@ async def drain(
     progress: Callable[[int], None] | None = None,
 ) -> ArchiveReport:
     """Move the round's journal into Parquet parts; returns what was moved."""
+    from sampling.live.lease import Lease
+
+    lock = Lease(redis, LOCK_S, key=keys.archive_lock(round_id))
+    while not await lock.hold():
+        await asyncio.sleep(0.05)
+    try:
+        return await _drain(redis, round_id, data_dir, lock, chunk=chunk, progress=progress)
+    finally:
+        await lock.release()
+
+
+async def _drain(
+    redis: AnyRedis,
+    round_id: str,
+    data_dir: Path,
+    lock: Lease,
+    *,
+    chunk: int,
+    progress: Callable[[int], None] | None,
+) -> ArchiveReport:
     out = round_dir(data_dir, round_id) / "journal"
     out.mkdir(parents=True, exist_ok=True)
     stream, cursor_key = keys.journal(round_id), keys.archive(round_id)
@@ -95,6 +127,11 @@ async def drain(
     last = as_bytes(raw).decode() if raw else "0-0"
     moved = parts = 0
     while True:
+        if not await lock.hold():
+            raise Unavailable(
+                f"round {round_id}: the drain lock expired mid-pass; the next pass resumes",
+                round=round_id,
+            )
         # Domains that index the live journal read it before any of it goes.
         for hook in _hooks("before_trim"):
             await hook(redis, round_id)
@@ -160,7 +197,9 @@ def journal(data_dir: Path, round_id: str) -> pl.LazyFrame:
     """Every archived journal entry of the round, in order (missing columns are null)."""
     parts = sorted((round_dir(data_dir, round_id) / "journal").glob("part-*.parquet"))
     if not parts:
-        return pl.LazyFrame(schema={"id": pl.Utf8, "ts": pl.Int64, "k": pl.Utf8})
+        # No entries yet: the columns every entry carries, so each domain derives
+        # its (empty) tables instead of failing on a column that is not there.
+        return pl.LazyFrame(schema={"ts": pl.Int64} | dict.fromkeys(_COMMON, pl.Utf8))
     return pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
 
 
@@ -171,3 +210,27 @@ def materialize(data_dir: Path, round_id: str) -> list[str]:
     for materializer in _hooks("materialize"):
         materializer(frame, out)
     return sorted(p.name for p in out.glob("*.parquet"))
+
+
+#: The round's as-of stamp: ``{"as_of": epoch}``, every change accepted before it
+#: is in the round's tables.
+STAMP_FILE = "archived.json"
+
+
+def write_stamp(data_dir: Path, round_id: str, as_of: float) -> None:
+    """Record that the round's tables hold every change accepted before ``as_of``."""
+    out = round_dir(data_dir, round_id)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = out / STAMP_FILE
+    tmp = stamp.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"as_of": as_of}))
+    tmp.replace(stamp)
+
+
+def as_of(data_dir: Path, round_id: str) -> float | None:
+    """The data time of the round's archived tables: None when no pass stamped them."""
+    try:
+        raw = (round_dir(data_dir, round_id) / STAMP_FILE).read_text()
+    except FileNotFoundError:
+        return None
+    return float(json.loads(raw)["as_of"])

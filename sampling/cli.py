@@ -11,6 +11,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import time
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -139,6 +140,8 @@ def serve(
     cfg = settings()
     env = os.environ
     env["SAMPLING_SECRET"] = cfg.secret().hex()  # every worker hashes with the same key
+    # The workers archive in the background, one leading (SAMPLING_ARCHIVER=0: off).
+    env.setdefault("SAMPLING_ARCHIVER", "1")
     server = None
     if not cfg.redis_url:
         server = embedded_for(cfg).start()
@@ -356,6 +359,7 @@ def archive(round_id: str | None) -> None:
     from rich.progress import Progress
 
     from sampling import archive as arch
+    from sampling.live import tables as live_tables
 
     cfg = settings()
 
@@ -366,10 +370,12 @@ def archive(round_id: str | None) -> None:
             for rid in ids:
                 await svc.rounds.get(rid)
                 task = bar.add_task(f"archiving {rid}", total=None)
+                as_of = time.time()  # everything accepted before now is in this pass
                 report = await arch.drain(
                     svc.redis, rid, cfg.data_dir, progress=partial(bar.advance, task)
                 )
                 files = arch.materialize(cfg.data_dir, rid)
+                live_tables.write(cfg.data_dir, rid, as_of)
                 console.print(
                     f"round {rid}: {report.entries} journal entries archived in "
                     f"{report.parts} parts; {report.journal_left} left in Redis; "
@@ -418,6 +424,7 @@ def demo(as_json: bool, residents: int, n_sites: int, out_dir: str, seed: int) -
         "binding": "sampling.binding.bench:bench_binding_command",
         "decode": "sampling.scan.cli:bench_decode_command",
         "reconcile": "sampling.lab.bench:bench_reconcile_command",
+        "live": "sampling.live.bench:bench_live_command",
     },
 )
 def bench() -> None:

@@ -59,10 +59,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: The district's time zone (IANA name): every time shown to a person, in
     #: pages, CLI output and files, is in this zone (``sampling.localtime``).
     tz: str = "Asia/Shanghai"
-    #: Alarm for a tube left open at a sampling point longer than this, minutes.
-    open_alarm_min: int = 60
-    #: Alarm for a tube received at the lab without a result after this, hours.
-    result_alarm_hours: float = 6.0
+    #: Run the background archiver in this process (``sampling serve`` sets it
+    #: for its workers; one of them leads at a time, by a lease in Redis).
+    archiver: bool = False
+    #: Seconds between archive passes of every open round.
+    archive_every: float = 30.0
+    #: Seconds the archiver leader's lease lasts without a renewal; another
+    #: worker takes over within two of these after the leader dies.
+    archive_lease: float = 15.0
+    #: A device silent this many seconds while its round is open is an alarm.
+    silent_after: int = 15 * 60
+    #: A tube received at the lab this many seconds without a result is an alarm.
+    result_after: int = 4 * 60 * 60
+    #: A tube open at a sampling point this many seconds is an alarm.
+    open_after: int = 60 * 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -118,8 +128,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             max_body=int(number("MAX_BODY", 2_000_000, int)),
             max_inflight=int(number("MAX_INFLIGHT", 256, int)),
             tz=tz,
-            open_alarm_min=int(number("OPEN_ALARM_MIN", 60, int)),
-            result_alarm_hours=float(number("RESULT_ALARM_HOURS", 6.0, float)),
+            archiver=get("ARCHIVER", "0").lower() in ("1", "true", "yes"),
+            archive_every=float(number("ARCHIVE_EVERY", 30.0, float)),
+            archive_lease=float(number("ARCHIVE_LEASE", 15.0, float)),
+            silent_after=int(number("SILENT_MIN", 15, int)) * 60,
+            result_after=int(number("RESULT_MIN", 240, int)) * 60,
+            open_after=int(number("OPEN_MIN", 60, int)) * 60,
         )
 
     def secret(self) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 from litestar import Litestar
@@ -18,6 +20,8 @@ from sampling.api.services import Services
 from sampling.binding.routes import BindingController
 from sampling.boxing.routes import BoxingController
 from sampling.lab.routes import LabController
+from sampling.live.archiver import Archiver
+from sampling.live.routes import LiveController
 from sampling.scan.routes import ScanController
 from sampling.settings import Settings
 
@@ -27,11 +31,22 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
     gate = Gate(settings.max_inflight)
 
     async def startup(app: Litestar) -> None:
-        app.state.services = Services.build(settings)
+        app.state.services = services = Services.build(settings)
         app.state.limiter = DeviceLimiter(settings.device_rate)
         app.state.gate = gate
+        app.state.archiver = None
+        if settings.archiver:
+            # Every worker contends; the lease picks one leader (sampling.live.archiver).
+            archiver = Archiver(services.redis, services.rounds, settings)
+            app.state.archiver = archiver
+            app.state.archiver_task = asyncio.create_task(archiver.run())
 
     async def shutdown(app: Litestar) -> None:
+        task = getattr(app.state, "archiver_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         services = getattr(app.state, "services", None)
         if services is not None:
             await services.close()
@@ -44,6 +59,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             BindingController,
             BoxingController,
             LabController,
+            LiveController,
             ScanController,
             *(extra_routes or []),
         ],

@@ -11,6 +11,7 @@ from sampling.binding.service import Binder
 from sampling.boxing.config import BoxingConfig
 from sampling.boxing.service import Boxer
 from sampling.lab.results import LabResults
+from sampling.live.service import LiveFigures
 from sampling.privacy import ResidentHasher
 from sampling.store.client import from_settings
 from sampling.store.lane import Lane
@@ -31,6 +32,7 @@ class Services:
     binder: Binder
     boxer: Boxer
     lab: LabResults
+    live: LiveFigures
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -42,6 +44,12 @@ class Services:
         lane = None
         if not settings.redis_cluster and url.startswith(("redis://", "unix://")):
             lane = Lane(url, timeout=settings.redis_timeout)
+        boxer = Boxer(
+            redis,
+            BoxingConfig.from_env().with_alarms(settings),
+            waitaof=settings.durability == "waitaof",
+            lane=lane,
+        )
         return cls(
             settings=settings,
             redis=redis,
@@ -58,13 +66,9 @@ class Services:
                 waitaof=settings.durability == "waitaof",
                 lane=lane,
             ),
-            boxer=Boxer(
-                redis,
-                BoxingConfig.from_env().with_alarms(settings),
-                waitaof=settings.durability == "waitaof",
-                lane=lane,
-            ),
+            boxer=boxer,
             lab=LabResults(redis),
+            live=LiveFigures(redis, settings, boxer),
         )
 
     async def close(self) -> None:

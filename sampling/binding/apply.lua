@@ -6,9 +6,13 @@
 -- KEYS[3]  {rd:R}:journal          STREAM accepted changes
 -- KEYS[4]  {rd:R}:ops:<device>     STRING 8-byte op record per sequence number
 -- KEYS[5]  {rd:R}:revoked          SET    revoked device ids
--- KEYS[6]  {rd:R}:result           HASH   tube -> packed lab result (lab; read only)
--- KEYS[7]  {rd:R}:lost             HASH   tube -> intake condition (boxing; read only)
--- then three keys per operation i (0-based), at KEYS[8+3i] .. KEYS[10+3i]:
+-- KEYS[6]  {rd:R}:spm              HASH   minute (epoch s) -> scans accepted
+-- KEYS[7]  {rd:R}:dev:seen         ZSET   device -> last operation (ms)
+-- KEYS[8]  {rd:R}:dev:site         HASH   device -> site
+-- KEYS[9]  {rd:R}:dev:gap          HASH   device -> sequence numbers missing below its highest
+-- KEYS[10] {rd:R}:result           HASH   tube -> packed lab result (lab; read only)
+-- KEYS[11] {rd:R}:lost             HASH   tube -> intake condition (boxing; read only)
+-- then three keys per operation i (0-based), at KEYS[12+3i] .. KEYS[14+3i]:
 --   tube record {rd:R}:t:<tube>, resident bucket {rd:R}:res:<hhhh>,
 --   risk bucket {rd:R}:risk:<hh> (the tube key again where an op has no resident)
 --
@@ -28,7 +32,7 @@
 --
 -- A re-sample binding (field 'r'..tail) holds the re-sample tube's code: a
 -- resident is re-sampled again only when that tube's result is invalid, or it has
--- no result and intake recorded it missing or damaged (KEYS[6], KEYS[7]).
+-- no result and intake recorded it missing or damaged (KEYS[10], KEYS[11]).
 --
 -- Op record (8 bytes at (seq-1)*8): fingerprint(6) status-index(1) aux(1),
 -- aux's high bit = closed. Refusals are recorded too, so a retry answers the same;
@@ -52,6 +56,9 @@ if round_state == false then return {'round_not_found'} end
 local highest = math.floor(redis.call('STRLEN', KEYS[4]) / 8)
 local t = redis.call('TIME')
 local now = tonumber(t[1])
+local now_ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Scans accepted and sequence numbers left missing by this batch, for the live figures.
+local scans, gap, recorded = 0, 0, false
 -- Counters and tube records are kept in Lua while the batch runs and written
 -- once at the end: a batch of 100 scans into 10 tubes is 10 SETs, not 100.
 local counts = {}
@@ -88,9 +95,9 @@ end
 -- A re-sample attempt ended without a usable result: invalid, or lost at intake
 -- (a result, when there is one, decides over the intake record).
 local function failed(prev_tube)
-  local res = redis.call('HGET', KEYS[6], prev_tube)
+  local res = redis.call('HGET', KEYS[10], prev_tube)
   if res then return string.sub(res, 1, 8) == 'invalid|' end
-  return redis.call('HEXISTS', KEYS[7], prev_tube) == 1
+  return redis.call('HEXISTS', KEYS[11], prev_tube) == 1
 end
 
 local function journal(kind, seq, op, tube, resident, extra)
@@ -144,6 +151,7 @@ local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, pur
     end
     put_rec(tkey, rec .. rhash .. struct.pack('>I4', now))
     bump(tpurpose == 1 and 'resampled' or 'bound', 1)
+    scans = scans + 1
     journal('scan', seq, op, tube, rhash, tostring(n))
     if closed == 1 then journal('close', seq, op, tube, '', tostring(n) .. ':full') end
     return 'ok', n, closed
@@ -175,7 +183,7 @@ local nops = (#ARGV - 4) / 9
 -- Every operation is checked for form before the first write: Redis does not
 -- roll a script back, so an error halfway would leave half a batch applied.
 local KINDS = {open = true, scan = true, undo = true, close = true}
-if nops ~= math.floor(nops) or #KEYS ~= 7 + 3 * nops then
+if nops ~= math.floor(nops) or #KEYS ~= 11 + 3 * nops then
   return redis.error_reply('ERR apply.lua: ARGV/KEYS do not hold whole operations')
 end
 for i = 0, nops - 1 do
@@ -188,7 +196,7 @@ for i = 0, nops - 1 do
 end
 for i = 0, nops - 1 do
   local a = 5 + 9 * i
-  local k = 8 + 3 * i
+  local k = 12 + 3 * i
   local seq = tonumber(ARGV[a])
   local fp = ARGV[a + 1]
   local status, aux, closed, replayed = nil, 0, 0, 0
@@ -211,7 +219,15 @@ for i = 0, nops - 1 do
         KEYS[k + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
       if status ~= 'ok' then bump('refused:' .. status, 1) end
       redis.call('SETRANGE', KEYS[4], offset, fp .. string.char(INDEX[status], aux + 128 * closed))
-      if seq > highest then highest = seq end
+      recorded = true
+      -- A number past the highest leaves the ones between missing; an empty slot
+      -- below it filled now was one of them.
+      if seq > highest then
+        gap = gap + seq - highest - 1
+        highest = seq
+      else
+        gap = gap - 1
+      end
     end
   end
   out[#out + 1] = status
@@ -222,5 +238,14 @@ end
 for tkey in pairs(dirty) do redis.call('SET', tkey, recs[tkey]) end
 for name, n in pairs(counts) do
   if n ~= 0 then redis.call('HINCRBY', KEYS[2], name, n) end
+end
+if scans > 0 then redis.call('HINCRBY', KEYS[6], tostring(now - now % 60), scans) end
+-- Only a newly recorded op counts as activity: a replay changes nothing.
+if recorded then
+  redis.call('ZADD', KEYS[7], now_ms, device)
+  redis.call('HSET', KEYS[8], device, site)
+end
+if gap ~= 0 and redis.call('HINCRBY', KEYS[9], device, gap) <= 0 then
+  redis.call('HDEL', KEYS[9], device)
 end
 return out

@@ -35,7 +35,16 @@ Keys (``R`` = round id, ``hhhh`` = 4 hex digits of the resident's keyed hash):
 ``{rd:R}:revoked``             SET     copy of ``sampling:revoked`` (auth/keys.py)
 ``{rd:R}:journal``             STREAM  every accepted change, drained by the archiver
 ``{rd:R}:archive``             HASH    archiver cursor: last archived stream id, parts
+``{rd:R}:archive:lock``        STRING  holder of the round's drain (one drain at a time)
+``{rd:R}:spm``                 HASH    minute (epoch s) -> scans accepted in it
+``{rd:R}:dev:seen``            ZSET    device -> last operation, ms (any kind)
+``{rd:R}:dev:site``            HASH    device -> its site (or lab) at its last operation
+``{rd:R}:dev:gap``             HASH    device -> sequence numbers below its highest
+                                       that never arrived (field gone at 0)
 =============================  ======  =============================================
+
+The last four are kept by ``apply.lua`` and ``boxing/custody.lua`` in the same
+step as the operation, for the live figures (``sampling.live``).
 
 65,536 resident buckets keep each bucket a listpack (15 fields at 1 M bindings,
 67 at 4.4 M; the listpack limit is 128 by default, 512 on our embedded server).
@@ -67,6 +76,10 @@ def archive(round_id: str) -> str:
     return tag(round_id) + ":archive"
 
 
+def archive_lock(round_id: str) -> str:
+    return tag(round_id) + ":archive:lock"
+
+
 def revoked(round_id: str) -> str:
     return tag(round_id) + ":revoked"
 
@@ -90,3 +103,29 @@ def oplog(round_id: str, device_id: str) -> str:
 def tube_claim(tube_code: str) -> str:
     # The last three serial digits spread claims over 1,000 small hashes.
     return f"sampling:tubes:{tube_code[-4:-1]}"
+
+
+def scans_per_minute(round_id: str) -> str:
+    return tag(round_id) + ":spm"
+
+
+def devices_seen(round_id: str) -> str:
+    return tag(round_id) + ":dev:seen"
+
+
+def devices_site(round_id: str) -> str:
+    return tag(round_id) + ":dev:site"
+
+
+def devices_gap(round_id: str) -> str:
+    return tag(round_id) + ":dev:gap"
+
+
+def activity(round_id: str) -> list[str]:
+    """The keys ``apply.lua`` takes as KEYS[6..9]: scans per minute, device activity."""
+    return [
+        scans_per_minute(round_id),
+        devices_seen(round_id),
+        devices_site(round_id),
+        devices_gap(round_id),
+    ]

@@ -330,6 +330,7 @@ class Binder:
             keys.journal(round_id),
             keys.oplog(round_id, device.id),
             keys.revoked(round_id),
+            *keys.activity(round_id),
             # Read only, to let a re-sample whose tube failed be tried again.
             lab_keys.result(round_id),
             boxing_keys.lost(round_id),

@@ -30,16 +30,16 @@ class BoxingConfig(msgspec.Struct, frozen=True, kw_only=True):
     transit_after: int = 120 * 60
     intake_after: int = 60 * 60
     #: A tube open longer than this, and a tube received without a result for longer
-    #: than this (``Settings.open_alarm_min``, ``Settings.result_alarm_hours``).
+    #: than this (``Settings.open_after``, ``Settings.result_after``).
     open_after: int = 60 * 60
-    result_after: int = 6 * 3600
+    result_after: int = 4 * 3600
 
     def with_alarms(self, settings: Settings) -> BoxingConfig:
         """These limits with the tube alarms of ``settings``."""
         return msgspec.structs.replace(
             self,
-            open_after=settings.open_alarm_min * 60,
-            result_after=round(settings.result_alarm_hours * 3600),
+            open_after=settings.open_after,
+            result_after=settings.result_after,
         )
 
     @classmethod

@@ -14,11 +14,15 @@
 -- KEYS[9]  {rd:R}:in:<box>        HASH   tube -> "condition:ms:where:residents"
 -- KEYS[10..13] {rd:R}:due:unboxed, :sealed, :transit, :intake   ZSETs scored in ms
 -- KEYS[14] {rd:R}:boxcount        HASH   counters
--- seal only: KEYS[15..] the tube record of every tube in the box, as read just before
--- intake and intake_close only: KEYS[15] {rd:R}:lost  HASH  tube -> condition of every
+-- KEYS[15] {rd:R}:dev:seen        ZSET   device -> last operation (ms)
+-- KEYS[16] {rd:R}:dev:site        HASH   device -> site (or lab)
+-- KEYS[17] {rd:R}:dev:gap         HASH   device -> sequence numbers missing below its highest
+-- KEYS[18] {rd:R}:boxalarm        HASH   seal|<box> -> code:ms, intake|<box> -> m:e:d:ms
+-- KEYS[19] {rd:R}:due:result      ZSET   tubes scanned at intake awaiting a result (ms)
+-- seal only: KEYS[20..] the tube record of every tube in the box, as read just before
+-- intake and intake_close only: KEYS[20] {rd:R}:lost  HASH  tube -> condition of every
 --   tube intake found damaged, leaking or missing (the binding core reads it to let a
---   lost re-sample be tried again); KEYS[16] {rd:R}:due:result  ZSET  tube -> intake ms
---   of every bound tube received in good condition (the "no result yet" alarm)
+--   lost re-sample be tried again)
 --
 -- ARGV[1] device id  ARGV[2] device site  ARGV[3] device lab  ARGV[4] how far past its
 -- highest sequence number a device may jump  ARGV[5] highest sequence number allowed
@@ -27,7 +31,7 @@
 --   open: capacity, lab, claim (1 when this round holds the box code's claim)
 --   remove: reason          seal: counted tubes, counted samples, lab
 --   handover: courier, lab  pickup: place        intake: condition (ok|damaged|leaking)
--- seal only: ARGV[15..] the tube codes matching KEYS[15..]
+-- seal only: ARGV[15..] the tube codes matching KEYS[20..]
 --
 -- Returns {'revoked'} for a revoked device, {'box_changed'} when the seal's tube list
 -- is stale (nothing changed; the caller reads again and retries); otherwise
@@ -57,6 +61,12 @@ local seq, fp, op, kind = tonumber(ARGV[6]), ARGV[7], ARGV[8], ARGV[9]
 local box, tube = ARGV[10], ARGV[11]
 local BOX, BT, TBOX, TUBE, IN = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local DUE_UNBOXED, DUE_SEALED, DUE_TRANSIT, DUE_INTAKE = KEYS[10], KEYS[11], KEYS[12], KEYS[13]
+local COUNT, SEEN, DEVSITE, GAP, ALARM, AWAIT = KEYS[14], KEYS[15], KEYS[16], KEYS[17], KEYS[18],
+  KEYS[19]
+local FIRST_SEALED = 20
+-- Seal refusals that say the box's contents disagree: an alarm until it is sealed.
+local SEAL_ALARM = {box_empty = true, box_has_open_tube = true, tube_count_mismatch = true,
+  sample_count_mismatch = true}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 
@@ -128,6 +138,7 @@ function apply.add()
   redis.call('HSET', TBOX, tube, box)
   redis.call('ZREM', DUE_UNBOXED, tube)
   redis.call('HINCRBY', BOX, 'n', n)
+  redis.call('HINCRBY', COUNT, 'tubes_boxed', 1)
   journal('box_add', 'x', tostring(n))
   return 'ok'
 end
@@ -141,6 +152,7 @@ function apply.remove()
   redis.call('HDEL', BT, tube)
   redis.call('HDEL', TBOX, tube)
   redis.call('HINCRBY', BOX, 'n', -residents_of(entry))
+  redis.call('HINCRBY', COUNT, 'tubes_boxed', -1)
   local rec = redis.call('GET', TUBE)
   if rec then
     redis.call('SETRANGE', TUBE, 1, '\1')
@@ -157,7 +169,7 @@ function apply.seal()
   if state ~= 'open' then return 'box_sealed' end
   local scanned = redis.call('HLEN', BT)
   if scanned == 0 then return 'box_empty' end
-  for i = 15, #KEYS do
+  for i = FIRST_SEALED, #KEYS do
     local rec = redis.call('GET', KEYS[i])
     if not rec or struct.unpack('>B', rec, 2) ~= 2 then return 'box_has_open_tube' end
   end
@@ -170,6 +182,8 @@ function apply.seal()
     'tubes', scanned, 'samples', samples, 'lab', to)
   redis.call('ZADD', DUE_SEALED, now, box)
   redis.call('HINCRBY', KEYS[14], 'boxes_sealed', 1)
+  redis.call('HINCRBY', COUNT, 'tubes_sealed', scanned)
+  redis.call('HDEL', ALARM, 'seal|' .. box)
   journal('box_seal', 'x', scanned .. ':' .. samples, 'lab', to)
   return 'ok'
 end
@@ -202,6 +216,7 @@ function apply.pickup()
   redis.call('ZREM', DUE_SEALED, box)
   redis.call('ZADD', DUE_TRANSIT, now, box)
   redis.call('HINCRBY', KEYS[14], 'boxes_picked_up', 1)
+  redis.call('HINCRBY', COUNT, 'tubes_picked_up', redis.call('HLEN', BT))
   journal('box_pickup', 'x', ARGV[12], 'courier', device)
   return 'ok'
 end
@@ -216,6 +231,7 @@ function apply.receive()
   redis.call('ZREM', DUE_TRANSIT, box)
   redis.call('ZADD', DUE_INTAKE, now, box)
   redis.call('HINCRBY', KEYS[14], 'boxes_received', 1)
+  redis.call('HINCRBY', COUNT, 'tubes_received', redis.call('HLEN', BT))
   journal('box_receive', 'lab', lab)
   return 'ok'
 end
@@ -240,11 +256,9 @@ function apply.intake()
   end
   local cond = ARGV[12]
   redis.call('HSET', IN, tube, cond .. ':' .. now .. ':' .. where .. ':' .. n)
-  if cond ~= 'ok' then
-    redis.call('HSET', KEYS[15], tube, cond)
-  elseif where ~= 'unbound' then
-    redis.call('ZADD', KEYS[16], now, tube)
-  end
+  -- A bound tube now waits for its result (lab/record.lua takes it off).
+  if where ~= 'unbound' then redis.call('ZADD', AWAIT, 'NX', now, tube) end
+  if cond ~= 'ok' then redis.call('HSET', KEYS[20], tube, cond) end
   journal('intake', 'x', cond .. ':' .. where .. ':' .. n, 'lab', lab)
   return 'ok'
 end
@@ -265,7 +279,7 @@ function apply.intake_close()
   for i = 1, #listed, 2 do
     if redis.call('HEXISTS', IN, listed[i]) == 0 then
       missing = missing + 1
-      redis.call('HSET', KEYS[15], listed[i], 'missing')
+      redis.call('HSET', KEYS[20], listed[i], 'missing')
       redis.call('XADD', KEYS[2], '*', 'k', 'missing', 'd', device, 'site', site,
         'seq', ARGV[6], 'op', op, 'tube', listed[i], 'r', '', 'box', box,
         'x', tostring(residents_of(listed[i + 1])), 'lab', lab)
@@ -276,7 +290,11 @@ function apply.intake_close()
     'damaged', damaged)
   redis.call('ZREM', DUE_INTAKE, box)
   redis.call('HINCRBY', KEYS[14], 'intakes_closed', 1)
-  if missing + extra + damaged > 0 then redis.call('HINCRBY', KEYS[14], 'discrepant', 1) end
+  if missing + extra + damaged > 0 then
+    redis.call('HINCRBY', KEYS[14], 'discrepant', 1)
+    redis.call('HSET', ALARM, 'intake|' .. box,
+      missing .. ':' .. extra .. ':' .. damaged .. ':' .. now)
+  end
   journal('intake_close', 'x', received .. ':' .. missing .. ':' .. extra .. ':' .. damaged,
     'lab', lab)
   return 'ok'
@@ -301,7 +319,7 @@ end
 if kind == 'seal' then
   -- The caller read the box's tubes before this step; if another sealer changed
   -- them since, nothing is written and the caller reads again.
-  if #KEYS - 14 ~= redis.call('HLEN', BT) then return {'box_changed'} end
+  if #KEYS - FIRST_SEALED + 1 ~= redis.call('HLEN', BT) then return {'box_changed'} end
   for i = 15, #ARGV do
     if redis.call('HEXISTS', BT, ARGV[i]) == 0 then return {'box_changed'} end
   end
@@ -311,5 +329,17 @@ if not fn then return redis.error_reply('unknown op kind ' .. kind) end
 local status
 if redis.call('EXISTS', KEYS[1]) == 0 then status = 'round_not_found' else status = fn() end
 if status ~= 'ok' then redis.call('HINCRBY', KEYS[14], 'refused:' .. status, 1) end
+if kind == 'seal' and SEAL_ALARM[status] then
+  redis.call('HSET', ALARM, 'seal|' .. box, status .. ':' .. now)
+end
 redis.call('SETRANGE', KEYS[3], offset, fp .. string.char(INDEX[status], 0))
+-- Device activity for the live figures: last seen, where, and sequence gaps (a
+-- number past the highest leaves those between missing; an empty slot below it
+-- filled now was one of them).
+redis.call('ZADD', SEEN, now, device)
+redis.call('HSET', DEVSITE, device, site ~= '' and site or lab)
+local gap = seq > highest and seq - highest - 1 or -1
+if gap ~= 0 and redis.call('HINCRBY', GAP, device, gap) <= 0 then
+  redis.call('HDEL', GAP, device)
+end
 return answer(status, 0)

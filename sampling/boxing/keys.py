@@ -30,10 +30,18 @@ Keys (``R`` = round id, ``B`` = box code, ``nnn`` = 3 serial digits):
 ``{rd:R}:due:transit``           ZSET    boxes picked up, not received, scored by pick-up
 ``{rd:R}:due:intake``            ZSET    boxes received, intake open, scored by arrival
 ``{rd:R}:due:open``              ZSET    tubes still open, scored opened-at ms
-``{rd:R}:due:result``            ZSET    tubes received in good condition at intake,
-                                         scored by intake ms; dropped once resulted
 ``{rd:R}:due:cursor``            STRING  last journal id folded into ``due:unboxed``
-``{rd:R}:boxcount``              HASH    counters: boxes_opened, sealed, ..., refused:<code>
+                                         and ``due:open``
+``{rd:R}:due:result``            ZSET    tubes scanned at lab intake without a result
+                                         yet, scored by intake ms (``lab/record.lua``
+                                         removes a tube when its result is stored)
+``{rd:R}:boxalarm``              HASH    ``seal|<B>`` -> ``code:ms`` (last seal refusal of
+                                         a box not sealed since); ``intake|<B>`` ->
+                                         ``missing:extra:damaged:ms`` (a discrepant intake)
+``{rd:R}:boxcount``              HASH    counters: boxes_opened, sealed, ..., refused:<code>;
+                                         tubes_boxed (in a box), tubes_sealed,
+                                         tubes_picked_up, tubes_received (tubes in
+                                         boxes that reached each custody step)
 ===============================  ======  =============================================
 
 The op record ``{rd:R}:ops:<device>`` and the journal ``{rd:R}:journal`` are the
@@ -43,13 +51,29 @@ binding core's (``sampling.oplog``): one device counter covers all its ops.
 
 from __future__ import annotations
 
-from sampling.binding.keys import journal, meta, oplog, revoked, tag, tube
+from sampling.binding.keys import (
+    devices_gap,
+    devices_seen,
+    devices_site,
+    journal,
+    meta,
+    oplog,
+    revoked,
+    tag,
+    tube,
+)
 
 __all__ = [
+    "activity",
+    "alarms",
+    "awaiting_result",
     "box",
     "box_claim",
     "box_tubes",
     "count",
+    "devices_gap",
+    "devices_seen",
+    "devices_site",
     "due",
     "due_cursor",
     "intake",
@@ -99,3 +123,22 @@ def due_cursor(round_id: str) -> str:
 
 def count(round_id: str) -> str:
     return f"{tag(round_id)}:boxcount"
+
+
+def awaiting_result(round_id: str) -> str:
+    return f"{tag(round_id)}:due:result"
+
+
+def alarms(round_id: str) -> str:
+    return f"{tag(round_id)}:boxalarm"
+
+
+def activity(round_id: str) -> list[str]:
+    """The keys ``custody.lua`` takes as KEYS[15..19], after the box counters."""
+    return [
+        devices_seen(round_id),
+        devices_site(round_id),
+        devices_gap(round_id),
+        alarms(round_id),
+        awaiting_result(round_id),
+    ]

@@ -251,12 +251,9 @@ class Boxer:
             keys.intake(round_id, box),
             *(keys.due(round_id, w) for w in keys.DUE),
             keys.count(round_id),
+            *keys.activity(round_id),
             *(keys.tube(round_id, t) for t in inside or ()),
-            *(
-                (keys.lost(round_id), keys.due(round_id, "result"))
-                if kind in ("intake", "intake_close")
-                else ()
-            ),
+            *((keys.lost(round_id),) if kind in ("intake", "intake_close") else ()),
         ]
         padded = (*args, "", "", "")[:3]
         argv: list[str | int | bytes] = [
@@ -607,7 +604,11 @@ class Boxer:
             if which == "result":
                 flat = await self._scripts.run(
                     "unresulted",
-                    [keys.due(round_id, "result"), lab_keys.result(round_id)],
+                    [
+                        keys.awaiting_result(round_id),
+                        lab_keys.result(round_id),
+                        keys.lost(round_id),
+                    ],
                     [cutoff, limit],
                 )
                 rows = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]

@@ -252,13 +252,16 @@ def _write_all(got: dict[str, pl.DataFrame], directory: Path) -> Iterator[Path]:
 def reconcile(round_id: str, out_dir: Path | None, as_json: bool) -> None:
     """Every bound resident's state, re-sample orders, coverage, turnaround."""
     got = _collect(round_id, report.NAMES)
-    summary = report.summary(round_id, got)
+    cfg = _settings()
+    as_of = report.as_of(cfg.data_dir, round_id)
+    summary = report.summary(round_id, got, as_of=as_of)
     target = out_dir or _settings().data_dir / "reports" / round_id
     written = list(_write_all(got, target))
     summary["report_dir"] = str(target)
     if as_json:
         _json(summary)
         return
+    out.print(report.as_of_line(as_of, cfg.tz))
     counts = got["state_counts"].with_columns(pl.col("state").cast(pl.String))
     total = pl.DataFrame({"state": ["= bound"], "residents": [summary["bound"]]})
     out.print(_table(pl.concat([counts, total]), f"round {round_id}: every bound resident"))
@@ -291,6 +294,8 @@ def coverage(round_id: str, level: str, hourly: bool, missed: bool, as_json: boo
     if as_json:
         _json(frame.to_dicts())
         return
+    cfg = _settings()
+    out.print(report.as_of_line(report.as_of(cfg.data_dir, round_id), cfg.tz))
     out.print(_table(frame, f"round {round_id}: {name.replace('_', ' ')}", limit=400))
 
 
@@ -309,7 +314,10 @@ def doors(grid: str, round_id: str, fmt: str, out_path: Path | None, as_json: bo
         _json(frame.to_dicts())
         return
     path = out_path or Path(f"doors-{round_id}-{grid}.{fmt}")
-    write(frame, path, fmt, title=f"敲门清单 knock-on-door list: {grid}, round {round_id}")
+    cfg = _settings()
+    line = report.as_of_line(report.as_of(cfg.data_dir, round_id), cfg.tz)
+    out.print(line)
+    write(frame, path, fmt, title=f"敲门清单 knock-on-door list: {grid}, round {round_id}; {line}")
     out.print(_table(frame, f"grid {grid}: {frame.height} residents to visit", limit=30))
     out.print(f"written: {path}")
 

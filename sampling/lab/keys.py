@@ -12,7 +12,12 @@ are one single-slot script on a single Redis or a Cluster.
                                        the stored one, held for a person to decide
 ``{rd:R}:orphans``             HASH    tube code -> packed result, for tubes that no
                                        one bound in this round
-``{rd:R}:labcount``            HASH    counters: stored, duplicate, held, orphan
+``{rd:R}:labcount``            HASH    counters: stored, duplicate, held, orphan;
+                                       outcome:<outcome> (stored results);
+                                       resample_ordered (residents of positive or
+                                       invalid pools), resample_resulted
+``{rd:R}:positive``            HASH    positive pool tube -> ``residents:ms``
+``{rd:R}:due:result``          ZSET    boxing's index of tubes awaiting a result
 ``{rd:R}:mllp``                HASH    ``<device>|<MSH-10>`` -> ``<ack code>|<text>``:
                                        the answer to each MLLP message, so a
                                        retransmission is answered again, stored once
@@ -26,8 +31,20 @@ from __future__ import annotations
 
 from sampling.binding import keys as binding_keys
 from sampling.binding.keys import journal, meta, tube
+from sampling.boxing.keys import awaiting_result
 
-__all__ = ["count", "journal", "meta", "mllp", "orphans", "result", "review", "tube"]
+__all__ = [
+    "awaiting_result",
+    "count",
+    "journal",
+    "meta",
+    "mllp",
+    "orphans",
+    "positives",
+    "result",
+    "review",
+    "tube",
+]
 
 
 def result(round_id: str) -> str:
@@ -48,3 +65,7 @@ def count(round_id: str) -> str:
 
 def mllp(round_id: str) -> str:
     return binding_keys.tag(round_id) + ":mllp"
+
+
+def positives(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":positive"

@@ -9,7 +9,9 @@
 -- KEYS[4]  {rd:R}:orphans    HASH    tube -> packed result
 -- KEYS[5]  {rd:R}:journal    STREAM  accepted changes
 -- KEYS[6]  {rd:R}:labcount   HASH    counters
--- KEYS[6+i] {rd:R}:t:<tube>  STRING  tube record of result i (1-based; read only)
+-- KEYS[7]  {rd:R}:due:result ZSET    boxing's tubes awaiting a result (taken off here)
+-- KEYS[8]  {rd:R}:positive   HASH    positive pool tube -> residents:ms
+-- KEYS[8+i] {rd:R}:t:<tube>  STRING  tube record of result i (1-based; read only)
 --
 -- ARGV[1] device id   ARGV[2] '1' for a dry run (classify, write nothing)
 -- then seven values per result i, at ARGV[3+7(i-1)] .. ARGV[9+7(i-1)]:
@@ -58,6 +60,26 @@ local function hold(a)
   return 'held'
 end
 
+-- The live figures' counters for a newly stored result: outcomes, the re-sample
+-- orders a positive or invalid pool makes (one per resident), re-samples resulted;
+-- an invalid re-sample makes the resident's next order (binding/apply.lua lets it).
+local function counted(rec, a)
+  local tube, outcome = ARGV[a], ARGV[a + 2]
+  redis.call('HINCRBY', KEYS[6], 'outcome:' .. outcome, 1)
+  redis.call('ZREM', KEYS[7], tube)
+  local hl, _, _, purpose = struct.unpack('>BBBB', rec)
+  local residents = (#rec - hl) / 12
+  if purpose == 1 then
+    redis.call('HINCRBY', KEYS[6], 'resample_resulted', residents)
+    if outcome == 'invalid' then redis.call('HINCRBY', KEYS[6], 'resample_ordered', residents) end
+  elseif outcome == 'positive' or outcome == 'invalid' then
+    redis.call('HINCRBY', KEYS[6], 'resample_ordered', residents)
+    if outcome == 'positive' then
+      redis.call('HSET', KEYS[8], tube, residents .. ':' .. now)
+    end
+  end
+end
+
 local out = {}
 local n = (#ARGV - 2) / 7
 for i = 1, n do
@@ -66,7 +88,8 @@ for i = 1, n do
   local status
   local home = KEYS[2]
   local kind = 'result'
-  if redis.call('EXISTS', KEYS[6 + i]) == 0 then
+  local rec = redis.call('GET', KEYS[8 + i])
+  if not rec then
     home, kind = KEYS[4], 'result_orphan'
   end
   local existing = hget(home, tube)
@@ -74,6 +97,7 @@ for i = 1, n do
     hset(home, tube, packed)
     journal(kind, a)
     status = home == KEYS[2] and 'stored' or 'orphan'
+    if status == 'stored' and not dry then counted(rec, a) end
   elseif existing == packed then
     status = 'duplicate'
   else

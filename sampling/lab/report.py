@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
+from sampling import archive
 from sampling.lab import coverage, doors, reconcile, sources, turnaround
+from sampling.localtime import stamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -82,14 +84,29 @@ def collect(data_dir: Path, round_id: str, names: Iterable[str]) -> dict[str, pl
     return dict(zip(wanted, pl.collect_all([built[n] for n in wanted]), strict=True))
 
 
-def summary(round_id: str, got: dict[str, pl.DataFrame]) -> dict[str, Any]:
-    """The round in numbers; ``states`` always add up to ``bound``."""
+def as_of(data_dir: Path, round_id: str) -> float | None:
+    """The data time of the round's archived tables (every change before it is in);
+    None for tables no pass stamped."""
+    return archive.as_of(data_dir, round_id)
+
+
+def as_of_line(epoch: float | None, tz: str) -> str:
+    """``数据截至 as of 2026-12-02 09:14:05``, for CLI output, PDF titles and headers."""
+    when = stamp(epoch, tz) if epoch is not None else "unknown (run `sampling archive`)"
+    return f"数据截至 as of {when}"
+
+
+def summary(
+    round_id: str, got: dict[str, pl.DataFrame], *, as_of: float | None = None
+) -> dict[str, Any]:
+    """The round in numbers; ``states`` always add up to ``bound``; ``as_of`` is the
+    data time of the archived tables it was built from (epoch seconds or null)."""
     counts = got["state_counts"]
     states = dict(zip(counts["state"].cast(pl.String), counts["residents"], strict=True))
     bound = int(got["states"].height) if "states" in got else sum(states.values())
     if sum(states.values()) != bound:
         raise ReportError(f"states add up to {sum(states.values())}, not {bound} bound")
-    out: dict[str, Any] = {"round": round_id, "bound": bound, "states": states}
+    out: dict[str, Any] = {"round": round_id, "as_of": as_of, "bound": bound, "states": states}
     if "resample_orders" in got:
         orders = got["resample_orders"]
         out["resample_orders"] = orders.height

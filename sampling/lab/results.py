@@ -81,6 +81,8 @@ class LabResults:
             keys.orphans(round_id),
             keys.journal(round_id),
             keys.count(round_id),
+            keys.awaiting_result(round_id),
+            keys.positives(round_id),
         ]
         args: list[str | int] = [device, "1" if dry_run else "0"]
         for res in results:

@@ -62,9 +62,18 @@ async def _collect(data_dir: Path, round_id: str, names: tuple[str, ...]) -> dic
     return await anyio.to_thread.run_sync(work)
 
 
-def _render(frame: pl.DataFrame, fmt: str, name: str, *, title: str = "") -> Response[Any]:
+#: The data time of a report's archived tables (epoch seconds; absent when unknown).
+AS_OF_HEADER = "Sampling-As-Of"
+
+
+def _render(
+    frame: pl.DataFrame, fmt: str, name: str, *, as_of: float | None, title: str = ""
+) -> Response[Any]:
+    # Row lists keep their shape (a JSON array, a CSV table); the as-of time
+    # rides in a header, and in the printed list's title.
+    stamp = {AS_OF_HEADER: f"{as_of:.3f}"} if as_of is not None else {}
     if fmt == "json":
-        return Response(frame.to_dicts())
+        return Response(frame.to_dicts(), headers=stamp)
     buf = io.BytesIO()
     if fmt == "csv":
         frame.write_csv(buf, include_bom=True)
@@ -81,7 +90,7 @@ def _render(frame: pl.DataFrame, fmt: str, name: str, *, title: str = "") -> Res
     return Response(
         buf.getvalue(),
         media_type=_MEDIA[fmt],
-        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"'},
+        headers={"Content-Disposition": f'attachment; filename="{name}.{fmt}"', **stamp},
     )
 
 
@@ -155,8 +164,9 @@ class LabController(Controller):
         """The round in numbers: states adding up to the number bound, orders, coverage."""
         names = ("state_counts", "resample_orders", "coverage_street", "coverage_community",
                  "door_sizes")  # fmt: skip
-        got = await _collect(_data_dir(request), round_id, names)
-        return report.summary(round_id, got)
+        data_dir = _data_dir(request)
+        got = await _collect(data_dir, round_id, names)
+        return report.summary(round_id, got, as_of=report.as_of(data_dir, round_id))
 
     @get("/reports/{name:str}", operation_id="report", opt=_REPORT)
     async def report_frame(
@@ -170,8 +180,11 @@ class LabController(Controller):
         """One report table (state_counts, resample_orders, coverage_grid, ...)."""
         if name not in report.NAMES or name == "states":
             raise NotFound(f"no report {name}", choose=[n for n in report.NAMES if n != "states"])
-        got = await _collect(_data_dir(request), round_id, (name,))
-        return _render(got[name], format, f"{round_id}-{name}")
+        data_dir = _data_dir(request)
+        got = await _collect(data_dir, round_id, (name,))
+        return _render(
+            got[name], format, f"{round_id}-{name}", as_of=report.as_of(data_dir, round_id)
+        )
 
     @get("/doors/{grid:str}", operation_id="doorList", opt=_DOORS)
     async def door_list(
@@ -185,7 +198,12 @@ class LabController(Controller):
         """A grid's knock-on-door list; a grid team's token sees only its own grid."""
         if device.role == "grid" and device.grid != grid:
             raise Forbidden("a grid team sees only its own grid's list", grid=device.grid)
-        got = await _collect(_data_dir(request), round_id, ("doors",))
+        data_dir = _data_dir(request)
+        got = await _collect(data_dir, round_id, ("doors",))
         frame = got["doors"].filter(pl.col("grid") == grid)
-        title = f"敲门清单 knock-on-door list: {grid}, round {round_id}"
-        return _render(frame, format, f"doors-{round_id}-{grid}", title=title)
+        as_of = report.as_of(data_dir, round_id)
+        tz = services(request).settings.tz
+        title = (
+            f"敲门清单 knock-on-door list: {grid}, round {round_id}; {report.as_of_line(as_of, tz)}"
+        )
+        return _render(frame, format, f"doors-{round_id}-{grid}", as_of=as_of, title=title)

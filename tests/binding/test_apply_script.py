@@ -104,6 +104,7 @@ class Apply:
             keys.journal(round_id),
             keys.oplog(round_id, device),
             keys.revoked(round_id),
+            *keys.activity(round_id),
             lab_keys.result(round_id),
             boxing_keys.lost(round_id),
         ]
@@ -267,7 +268,13 @@ def test_open_claimed_by_another_round_is_tube_used(ap: Apply, r: redis.Redis) -
     assert ap.counters() == {"refused:tube_used": 1}
     assert ap.journal() == []
     changed = {k for k in snapshot(r) if snapshot(r)[k] != before.get(k)}
-    assert changed == {keys.count(R).encode(), keys.oplog(R, "d1").encode()}
+    # The refusal is recorded (op record, counter) and so is the device's activity.
+    assert changed == {
+        keys.count(R).encode(),
+        keys.oplog(R, "d1").encode(),
+        keys.devices_seen(R).encode(),
+        keys.devices_site(R).encode(),
+    }
 
 
 def test_open_existing_tube_is_tube_used(ap: Apply, r: redis.Redis, s: Seq) -> None:

@@ -55,8 +55,8 @@ def test_received_without_result(api: Api, r: redis.Redis) -> None:
     assert sorted(_codes(f, "result=0", "result")) == sorted([good, late])
     first = f.get("/overdue?result=0").json()["result"][0]
     assert (first["site"], first["lab"]) == ("S1", "LA")
-    assert _codes(f, "", "result") == []  # the default limit is 6 hours
-    assert f.get("/overdue").json()["limits"]["result"] == 6 * 3600
+    assert _codes(f, "", "result") == []  # the default limit is 4 hours
+    assert f.get("/overdue").json()["limits"]["result"] == 4 * 3600
     row = {"tube": good, "outcome": "negative", "tested_at": "2022-05-01T14:03:00+08:00"}
     resp = api.post("/v1/rounds/r1/results", f.lab, {"results": [row]})
     assert resp.status_code == 200 and resp.json()["stored"] == 1, resp.text
@@ -67,16 +67,16 @@ def test_received_without_result(api: Api, r: redis.Redis) -> None:
 
 
 def test_alarm_settings() -> None:
-    got = Settings.from_env({"SAMPLING_OPEN_ALARM_MIN": "15", "SAMPLING_RESULT_ALARM_HOURS": "2.5"})
-    assert (got.open_alarm_min, got.result_alarm_hours) == (15, 2.5)
+    got = Settings.from_env({"SAMPLING_OPEN_MIN": "15", "SAMPLING_RESULT_MIN": "150"})
+    assert (got.open_after, got.result_after) == (15 * 60, 150 * 60)
     cfg = BoxingConfig().with_alarms(got)
     assert (cfg.open_after, cfg.result_after) == (15 * 60, 9000)
     defaults = BoxingConfig().with_alarms(Settings.from_env({}))
-    assert (defaults.open_after, defaults.result_after) == (3600, 6 * 3600)
-    with pytest.raises(SettingsError, match="SAMPLING_OPEN_ALARM_MIN"):
-        Settings.from_env({"SAMPLING_OPEN_ALARM_MIN": "0"})
-    with pytest.raises(SettingsError, match="SAMPLING_RESULT_ALARM_HOURS"):
-        Settings.from_env({"SAMPLING_RESULT_ALARM_HOURS": "soon"})
+    assert (defaults.open_after, defaults.result_after) == (3600, 4 * 3600)
+    with pytest.raises(SettingsError, match="SAMPLING_OPEN_MIN"):
+        Settings.from_env({"SAMPLING_OPEN_MIN": "0"})
+    with pytest.raises(SettingsError, match="SAMPLING_OPEN_MIN"):
+        Settings.from_env({"SAMPLING_OPEN_MIN": "soon"})
 
 
 def test_cli_lists_both_alarms(

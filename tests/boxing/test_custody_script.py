@@ -55,6 +55,7 @@ class Script:
             keys.intake(R, BOX),
             *(keys.due(R, w) for w in keys.DUE),
             keys.count(R),
+            *keys.activity(R),
             *(keys.tube(R, t) for t in inside or ()),
         ]
         op = op or f"op{seq}"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from sampling import archive
+from sampling.lab import keys as lab_keys
 from sampling.lab import report
 from sampling.store.client import from_settings
 from tests.boxing.field import Field, new_box
@@ -90,6 +91,10 @@ def test_resample_until_there_is_a_result(api: Api, r: redis.Redis, settings: Se
     _deliver(f, [third])
     _result(f, third, "negative")
     assert _resample(f, fourth).status_code == 409  # a result: no more attempts
+    # the live counters: orders made by the invalid pool and the invalid attempt 1,
+    # re-samples resulted (attempts 1 and 3; attempt 2 was lost)
+    lab = {k.decode(): int(v) for k, v in r.hgetall(lab_keys.count("r1")).items()}
+    assert (lab["resample_ordered"], lab["resample_resulted"]) == (2, 2)
 
     async def drain() -> None:
         client = from_settings(settings)
