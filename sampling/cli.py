@@ -160,6 +160,9 @@ def serve(
             workers=workers or cfg.workers,
             log_level="warning",
             access_log=False,
+            # Open dashboards' event streams never end by themselves: a stop waits
+            # this long for them, then closes them.
+            timeout_graceful_shutdown=5,
         )
     finally:
         if mllp is not None:
@@ -349,6 +352,35 @@ def device_revoke(device_id: str) -> None:
     run(go)
 
 
+@device.command(name="pair")
+@click.argument("device_id")
+@click.option(
+    "--svg", type=click.Path(dir_okay=False), default=None, help="Also write the QR code."
+)
+def device_pair(device_id: str, svg: str | None) -> None:
+    """Make a one-time pairing code for a handheld (10 minutes), as text and QR code."""
+    import segno
+
+    from sampling import localtime
+
+    async def go(url: str) -> None:
+        svc = services_for(url)
+        made = await svc.pairing.create(device_id)
+        tz = svc.settings.tz
+        await svc.close()
+        qr = segno.make_qr(made.code, error="m")
+        qr.terminal(compact=True)
+        if svg:
+            qr.save(svg, kind="svg", scale=8, border=2)
+        console.print(
+            f"pairing code for {device_id}, valid once until "
+            f"{localtime.stamp(made.expires_at, tz)}; enter it on the handheld's page:"
+        )
+        click.echo(made.code)
+
+    run(go)
+
+
 # -- archive ----------------------------------------------------------------------
 
 
@@ -401,18 +433,52 @@ def archive(round_id: str | None) -> None:
     help="Folder for the demo's data, reports and door lists (wiped first).",
 )
 @click.option("--seed", type=int, default=7, show_default=True)
-def demo(as_json: bool, residents: int, n_sites: int, out_dir: str, seed: int) -> None:
+@click.option(
+    "--serve",
+    is_flag=True,
+    help="After the round, keep the API and the pages (dashboard) serving until Ctrl-C.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port for --serve (default: a free one).",
+)
+def demo(
+    as_json: bool,
+    residents: int,
+    n_sites: int,
+    out_dir: str,
+    seed: int,
+    serve: bool,
+    port: int | None,
+) -> None:
     """Run a whole synthetic round through the real API on the embedded server."""
+    import json
     from pathlib import Path
 
     from sampling.demo.run import run_demo
 
-    summary = run_demo(
-        Path(out_dir), residents=residents, n_sites=n_sites, seed=seed, quiet=as_json
-    )
-    if as_json:
-        import json
+    if port is not None and not serve:
+        raise click.UsageError("--port is for --serve")
 
+    def ready(summary: dict[str, Any]) -> None:
+        # With --serve the summary comes before the serving, which lasts until Ctrl-C.
+        if as_json:
+            click.echo(json.dumps(summary, ensure_ascii=False), nl=True)
+            sys.stdout.flush()
+
+    summary = run_demo(
+        Path(out_dir),
+        residents=residents,
+        n_sites=n_sites,
+        seed=seed,
+        quiet=as_json,
+        serve=serve,
+        port=port,
+        on_ready=ready,
+    )
+    if as_json and not serve:
         click.echo(json.dumps(summary, ensure_ascii=False))
     if summary.get("lost", 0):
         sys.exit(1)

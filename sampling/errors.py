@@ -12,6 +12,7 @@ act on and the fields that explain it (``detail``)::
     │   └── BatchTooLarge (413)
     ├── AuthError (401)           missing, unknown, expired or revoked token
     ├── Forbidden (403)           role or ownership does not allow it
+    │   └── CsrfFailed             a signed-in page's change without its CSRF header
     ├── NotFound (404)
     ├── Conflict (409)            a rule of the domain refuses the change
     │   (tube_full, resident_already_sampled, tube_used, ...)
@@ -64,6 +65,12 @@ class AuthError(SamplingError):
 class Forbidden(SamplingError):
     code = "forbidden"
     status = 403
+
+
+class CsrfFailed(Forbidden):
+    """A cookie-authenticated change without the matching ``X-CSRF-Token`` header."""
+
+    code = "csrf_failed"
 
 
 class NotFound(SamplingError):

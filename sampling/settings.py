@@ -73,6 +73,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     result_after: int = 4 * 60 * 60
     #: A tube open at a sampling point this many seconds is an alarm.
     open_after: int = 60 * 60
+    #: Seconds a handheld's clock may run ahead of the server's (or behind the
+    #: round's opening) before its operation times are not trusted.
+    clock_skew: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -134,6 +137,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             silent_after=int(number("SILENT_MIN", 15, int)) * 60,
             result_after=int(number("RESULT_MIN", 240, int)) * 60,
             open_after=int(number("OPEN_MIN", 60, int)) * 60,
+            clock_skew=float(number("CLOCK_SKEW", 300.0, float)),
         )
 
     def secret(self) -> bytes:

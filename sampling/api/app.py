@@ -9,12 +9,13 @@ from typing import Any
 from litestar import Litestar
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 
 from sampling.api.admin import AdminController
 from sampling.api.auth import auth_middleware
 from sampling.api.health import health, ready
 from sampling.api.limits import DeviceLimiter, Gate, admission
+from sampling.api.openapi import document
+from sampling.api.pairing import PairingController
 from sampling.api.problems import HANDLERS
 from sampling.api.services import Services
 from sampling.binding.routes import BindingController
@@ -24,6 +25,7 @@ from sampling.live.archiver import Archiver
 from sampling.live.routes import LiveController
 from sampling.scan.routes import ScanController
 from sampling.settings import Settings
+from sampling.web import docs_plugins, routes, template_config
 
 
 def create_app(settings: Settings | None = None, extra_routes: list[Any] | None = None) -> Litestar:
@@ -34,6 +36,8 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
         app.state.services = services = Services.build(settings)
         app.state.limiter = DeviceLimiter(settings.device_rate)
         app.state.gate = gate
+        # Roles, problem responses and strict bodies in /docs (built once, here).
+        document(app)
         app.state.archiver = None
         if settings.archiver:
             # Every worker contends; the lease picks one leader (sampling.live.archiver).
@@ -56,15 +60,18 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             health,
             ready,
             AdminController,
+            PairingController,
             BindingController,
             BoxingController,
             LabController,
             LiveController,
             ScanController,
+            *routes(),
             *(extra_routes or []),
         ],
         on_startup=[startup],
         on_shutdown=[shutdown],
+        template_config=template_config(),
         exception_handlers=HANDLERS,  # type: ignore[arg-type]
         middleware=[admission(gate), auth_middleware],
         request_max_body_size=settings.max_body,
@@ -72,9 +79,12 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             title="sampling",
             version="0.1.0",
             description="Sample tracking for city-scale mass testing. Every error is an RFC 9457 "
-            "problem document with a stable `code`.",
+            "problem document with a stable `code`. Authenticate with `Authorization: Bearer "
+            "<device or staff token>`; a page signed in at `/ui/login` sends its cookie instead, "
+            "and on a change also the `X-CSRF-Token` header equal to the `sampling_csrf` "
+            "cookie. Each operation names the roles it admits.",
             path="/docs",
-            render_plugins=[SwaggerRenderPlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+            render_plugins=docs_plugins(),
         ),
         # Warnings and errors only: a scan per request at INFO would drown the log
         # (and nothing here may log a resident code at any level).

@@ -55,7 +55,7 @@ def problem(
     return Response(body, status_code=status, media_type=MEDIA, headers=headers)
 
 
-def _sampling(_: Request[Any, Any, Any], exc: SamplingError) -> Response[dict[str, Any]]:
+def sampling_problem(_: Request[Any, Any, Any], exc: SamplingError) -> Response[dict[str, Any]]:
     retry = str(exc.detail.get("retry_after", RETRY_AFTER))
     headers = {"Retry-After": retry} if exc.status in (429, 503) else None
     extra = {k: v for k, v in exc.detail.items() if k not in ("type", "title", "status", "code")}
@@ -111,7 +111,7 @@ def _internal(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, A
 
 
 HANDLERS = {
-    SamplingError: _sampling,
+    SamplingError: sampling_problem,
     ValidationException: _validation,
     NotFoundException: _http,
     HTTPException: _http,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sampling.auth.devices import Devices, RevokedFanout
+from sampling.auth.pairing import Pairing
 from sampling.binding.rounds import Rounds, Sites
 from sampling.binding.service import Binder
 from sampling.boxing.config import BoxingConfig
@@ -27,6 +28,7 @@ class Services:
     redis: AnyRedis
     hasher: ResidentHasher
     devices: Devices
+    pairing: Pairing
     rounds: Rounds
     sites: Sites
     binder: Binder
@@ -38,6 +40,7 @@ class Services:
     def build(cls, settings: Settings) -> Services:
         redis = from_settings(settings)
         hasher = ResidentHasher(settings.secret())
+        devices = Devices(redis, RevokedFanout(redis))
         rounds, sites = Rounds(redis), Sites(redis)
         url = settings.redis_url
         # The multiplexed lane serves a single server; a cluster routes by slot.
@@ -54,7 +57,8 @@ class Services:
             settings=settings,
             redis=redis,
             hasher=hasher,
-            devices=Devices(redis, RevokedFanout(redis)),
+            devices=devices,
+            pairing=Pairing(redis, devices),
             rounds=rounds,
             sites=sites,
             binder=Binder(
@@ -65,6 +69,8 @@ class Services:
                 max_batch=settings.max_batch,
                 waitaof=settings.durability == "waitaof",
                 lane=lane,
+                clock_skew=settings.clock_skew,
+                tz=settings.tz,
             ),
             boxer=boxer,
             lab=LabResults(redis),

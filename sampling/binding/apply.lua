@@ -18,10 +18,12 @@
 --
 -- ARGV[1] device id   ARGV[2] device site   ARGV[3] how far past its highest
 -- sequence number a device may jump   ARGV[4] highest sequence number allowed
--- then nine values per operation i, at ARGV[5+9i] .. ARGV[13+9i]:
+-- then ten values per operation i, at ARGV[5+10i] .. ARGV[14+10i]:
 --   seq, fingerprint (6 bytes: op-id hash 3, payload hash 3), op id,
 --   kind (open|scan|undo|close), tube code, tube serial, capacity,
 --   purpose (0 pool, 1 re-sample), resident hash (8 bytes, '' when none),
+--   clock: the trusted device time in Unix ms, '' (none given) or 'u' (given but
+--   not trusted); times are then the server's, and 'u' is journalled as clk=u,
 -- and for `open` the capacity field is "<capacity>:<claim>" where claim is 1
 -- when this round holds the tube's ever-opened claim, 0 when another round does.
 --
@@ -58,7 +60,8 @@ local t = redis.call('TIME')
 local now = tonumber(t[1])
 local now_ms = now * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Scans accepted and sequence numbers left missing by this batch, for the live figures.
-local scans, gap, recorded = 0, 0, false
+-- spm: scans accepted per minute of their time (the device's when trusted).
+local spm, gap, recorded = {}, 0, false
 -- Counters and tube records are kept in Lua while the batch runs and written
 -- once at the end: a batch of 100 scans into 10 tubes is 10 SETs, not 100.
 local counts = {}
@@ -100,9 +103,19 @@ local function failed(prev_tube)
   return redis.call('HEXISTS', KEYS[11], prev_tube) == 1
 end
 
+-- The operation's time (seconds) and its clock field, set before each apply():
+-- the device's time when trusted, else the server's.
+local op_at, op_clock = now, ''
+
 local function journal(kind, seq, op, tube, resident, extra)
-  redis.call('XADD', KEYS[3], '*', 'k', kind, 'd', device, 'site', site, 'seq', seq,
-    'op', op, 'tube', tube, 'r', resident, 'x', extra)
+  if op_clock == '' then
+    redis.call('XADD', KEYS[3], '*', 'k', kind, 'd', device, 'site', site, 'seq', seq,
+      'op', op, 'tube', tube, 'r', resident, 'x', extra)
+  else
+    redis.call('XADD', KEYS[3], '*', 'k', kind, 'd', device, 'site', site, 'seq', seq,
+      'op', op, 'tube', tube, 'r', resident, 'x', extra,
+      op_clock == 'u' and 'clk' or 'at', op_clock)
+  end
 end
 
 local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, purpose, rhash)
@@ -114,7 +127,7 @@ local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, pur
     if get_rec(tkey) then return 'tube_used', 0, 0 end
     local names = site .. '\0' .. device
     local hl = 12 + #names
-    put_rec(tkey, struct.pack('>BBBBI4I4', hl, 0, cap, tonumber(purpose), now, 0) .. names)
+    put_rec(tkey, struct.pack('>BBBBI4I4', hl, 0, cap, tonumber(purpose), op_at, 0) .. names)
     bump('tubes_opened', 1)
     journal('open', seq, op, tube, '', tostring(cap) .. ':' .. purpose)
     return 'ok', 0, 0
@@ -145,13 +158,14 @@ local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, pur
     n = n + 1
     local closed = 0
     if n >= cap then
-      rec = with_state(rec, hl, 1, now)
+      rec = with_state(rec, hl, 1, op_at)
       closed = 1
       bump('tubes_closed', 1)
     end
-    put_rec(tkey, rec .. rhash .. struct.pack('>I4', now))
+    put_rec(tkey, rec .. rhash .. struct.pack('>I4', op_at))
     bump(tpurpose == 1 and 'resampled' or 'bound', 1)
-    scans = scans + 1
+    local minute = op_at - op_at % 60
+    spm[minute] = (spm[minute] or 0) + 1
     journal('scan', seq, op, tube, rhash, tostring(n))
     if closed == 1 then journal('close', seq, op, tube, '', tostring(n) .. ':full') end
     return 'ok', n, closed
@@ -170,7 +184,7 @@ local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, pur
   elseif kind == 'close' then
     if state ~= 0 then return 'tube_closed', n, 1 end
     if n == 0 then return 'tube_empty', 0, 0 end
-    put_rec(tkey, with_state(rec, hl, 1, now))
+    put_rec(tkey, with_state(rec, hl, 1, op_at))
     bump('tubes_closed', 1)
     journal('close', seq, op, tube, '', tostring(n) .. ':hand')
     return 'ok', n, 1
@@ -179,7 +193,7 @@ local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, pur
 end
 
 local out = {}
-local nops = (#ARGV - 4) / 9
+local nops = (#ARGV - 4) / 10
 -- Every operation is checked for form before the first write: Redis does not
 -- roll a script back, so an error halfway would leave half a batch applied.
 local KINDS = {open = true, scan = true, undo = true, close = true}
@@ -187,15 +201,16 @@ if nops ~= math.floor(nops) or #KEYS ~= 11 + 3 * nops then
   return redis.error_reply('ERR apply.lua: ARGV/KEYS do not hold whole operations')
 end
 for i = 0, nops - 1 do
-  local a = 5 + 9 * i
-  local kind, fp, rh = ARGV[a + 3], ARGV[a + 1], ARGV[a + 8]
+  local a = 5 + 10 * i
+  local kind, fp, rh, clk = ARGV[a + 3], ARGV[a + 1], ARGV[a + 8], ARGV[a + 9]
   if not KINDS[kind] or #fp ~= 6 or (rh ~= '' and #rh ~= 8)
+      or not (clk == '' or clk == 'u' or string.find(clk, '^%d+$'))
       or (kind == 'open' and not string.find(ARGV[a + 6], '^%d+:[01]$')) then
     return redis.error_reply('ERR apply.lua: malformed operation ' .. (i + 1))
   end
 end
 for i = 0, nops - 1 do
-  local a = 5 + 9 * i
+  local a = 5 + 10 * i
   local k = 12 + 3 * i
   local seq = tonumber(ARGV[a])
   local fp = ARGV[a + 1]
@@ -215,9 +230,13 @@ for i = 0, nops - 1 do
         status, aux, closed, replayed = STATUS[si], ab % 128, math.floor(ab / 128), 1
       end
     else
+      op_clock = ARGV[a + 9]
+      op_at = now
+      if op_clock ~= '' and op_clock ~= 'u' then op_at = math.floor(tonumber(op_clock) / 1000) end
       status, aux, closed = apply(seq, ARGV[a + 2], ARGV[a + 3], KEYS[k], KEYS[k + 1],
         KEYS[k + 2], ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8])
       if status ~= 'ok' then bump('refused:' .. status, 1) end
+      if op_clock == 'u' then bump('clock_untrusted', 1) end
       redis.call('SETRANGE', KEYS[4], offset, fp .. string.char(INDEX[status], aux + 128 * closed))
       recorded = true
       -- A number past the highest leaves the ones between missing; an empty slot
@@ -239,7 +258,7 @@ for tkey in pairs(dirty) do redis.call('SET', tkey, recs[tkey]) end
 for name, n in pairs(counts) do
   if n ~= 0 then redis.call('HINCRBY', KEYS[2], name, n) end
 end
-if scans > 0 then redis.call('HINCRBY', KEYS[6], tostring(now - now % 60), scans) end
+for minute, n in pairs(spm) do redis.call('HINCRBY', KEYS[6], tostring(minute), n) end
 -- Only a newly recorded op counts as activity: a replay changes nothing.
 if recorded then
   redis.call('ZADD', KEYS[7], now_ms, device)

@@ -4,6 +4,11 @@
 (scans minus undos), with the tube, site, device, time and purpose.
 ``tubes.parquet``: one row per opened tube, with its capacity, purpose, open and
 close times (null while open or reopened by an undo) and its final count.
+
+Every time is the operation's own: the device's time of the scan (journal field
+``at``, Unix ms) where the handheld sent one the server trusted, else the
+journal entry's receive time. An offline batch uploaded at noon keeps its
+morning times, so hourly coverage and turnaround read the hour of the swab.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ _EMPTY = {
     "tube": pl.Utf8,
     "r": pl.Utf8,
     "x": pl.Utf8,
+    "at": pl.Utf8,
 }
 
 
@@ -44,7 +50,7 @@ def opens(journal: pl.LazyFrame) -> pl.LazyFrame:
             .then(pl.lit("resample"))
             .otherwise(pl.lit("pool"))
             .alias("purpose"),
-            pl.col("ts").alias("opened_at"),
+            pl.col("when").alias("opened_at"),
         )
         .unique("tube", keep="first")
     )
@@ -54,7 +60,7 @@ def bindings(journal: pl.LazyFrame) -> pl.LazyFrame:
     moves = journal.filter(pl.col("k").is_in(["scan", "undo"])).select(
         "tube",
         "r",
-        "ts",
+        "when",
         "k",
         pl.when(pl.col("k") == "scan").then(1).otherwise(-1).alias("step"),
     )
@@ -62,7 +68,7 @@ def bindings(journal: pl.LazyFrame) -> pl.LazyFrame:
         moves.group_by("tube", "r")
         .agg(
             pl.col("step").sum().alias("net"),
-            pl.col("ts").filter(pl.col("k") == "scan").max().alias("scanned_at"),
+            pl.col("when").filter(pl.col("k") == "scan").max().alias("scanned_at"),
         )
         .filter(pl.col("net") > 0)
     )
@@ -81,7 +87,7 @@ def tubes(journal: pl.LazyFrame, bound: pl.LazyFrame) -> pl.LazyFrame:
     last = (
         journal.filter(pl.col("k").is_in(["close", "undo"]))
         .group_by("tube", maintain_order=True)
-        .agg(pl.col("k").last().alias("last_k"), pl.col("ts").last().alias("last_ts"))
+        .agg(pl.col("k").last().alias("last_k"), pl.col("when").last().alias("last_ts"))
     )
     counts = bound.group_by("tube").agg(pl.len().cast(pl.Int64).alias("count"))
     return (
@@ -106,7 +112,14 @@ def tubes(journal: pl.LazyFrame, bound: pl.LazyFrame) -> pl.LazyFrame:
 
 def materialize(journal: pl.LazyFrame, out_dir: Path) -> None:
     seq_in_ms = pl.col("id").str.split("-").list.get(1).cast(pl.Int64)
-    journal = _ensure(journal).with_columns(seq_in_ms.alias("_sq")).sort("ts", "_sq")
+    journal = (
+        _ensure(journal)
+        .with_columns(
+            seq_in_ms.alias("_sq"),
+            pl.coalesce(pl.col("at").cast(pl.Int64), pl.col("ts")).alias("when"),
+        )
+        .sort("ts", "_sq")
+    )
     bound = bindings(journal)
     frames = pl.collect_all([bound, tubes(journal, bound)])
     frames[0].write_parquet(out_dir / "bindings.parquet")

@@ -11,6 +11,24 @@ from sampling.schema import Base, Capacity, Code, Ident, OpId, RoundId, Seq, Tex
 POOL_SIZES = (1, 5, 10, 20)
 Purpose = Literal["pool", "resample"]
 OpKind = Literal["open", "scan", "undo", "close"]
+Clock = Literal["device", "server", "untrusted"]
+
+#: The device's clock at the moment of the scan, Unix seconds (fractions allowed).
+DeviceTime = Annotated[
+    float,
+    Meta(
+        ge=0,
+        le=4_102_444_800,
+        description=(
+            "the device's time of the operation, Unix epoch seconds (e.g. 1764640000.5). "
+            "The server records it as the sampled-at time, beside its own receive time. "
+            "A time more than the allowed skew (SAMPLING_CLOCK_SKEW, default 300 s) in the "
+            "future, or before the round opened, is not trusted: the operation is applied "
+            "with the receive time and answered with clock='untrusted'. Omitted: the "
+            "receive time."
+        ),
+    ),
+]
 
 
 class RoundIn(Base, frozen=True):
@@ -40,32 +58,49 @@ class Site(SiteIn, frozen=True, kw_only=True):
 
 
 class OpenTube(Base, frozen=True):
+    """Open a tube. ``at``: the device's time of the scan (Unix seconds), used as the
+    tube's opened-at time unless it is not trusted (see ``at``)."""
+
     op: OpId
     seq: Seq
     tube: Code
     capacity: Capacity | None = None
     purpose: Purpose = "pool"
+    at: DeviceTime | None = None
 
 
 class Scan(Base, frozen=True):
+    """Bind a resident. ``at``: the device's time of the scan (Unix seconds), the
+    sampled-at time shown and counted everywhere, unless it is not trusted."""
+
     op: OpId
     seq: Seq
     resident: Code
+    at: DeviceTime | None = None
 
 
 class Undo(Base, frozen=True):
+    """Undo the tube's last scan; ``at``: the device's time of the undo (Unix seconds)."""
+
     op: OpId
     seq: Seq
     #: The resident whose scan is undone; omitted: whoever was scanned last.
     resident: Code | None = None
+    at: DeviceTime | None = None
 
 
 class CloseTube(Base, frozen=True):
+    """Close a tube by hand; ``at``: the device's time (Unix seconds), the closed-at time."""
+
     op: OpId
     seq: Seq
+    at: DeviceTime | None = None
 
 
 class BatchOp(Base, frozen=True):
+    """One queued operation. ``at`` is the device's time when the sampler did it (Unix
+    seconds): an offline batch keeps the times of the scans, not of the upload."""
+
     op: OpId
     seq: Seq
     kind: OpKind
@@ -73,6 +108,7 @@ class BatchOp(Base, frozen=True):
     resident: Code | None = None
     capacity: Capacity | None = None
     purpose: Purpose = "pool"
+    at: DeviceTime | None = None
 
 
 class Batch(Base, frozen=True):
@@ -91,6 +127,10 @@ class OpResult(Base, frozen=True):
     count: int = 0
     closed: bool = False
     replayed: bool = False
+    #: Whose time was recorded: ``device`` (the op's ``at``), ``server`` (no ``at``
+    #: given) or ``untrusted`` (``at`` was refused as a clock error; the receive
+    #: time was recorded instead, the op flagged, and ``message`` says so).
+    clock: Clock = "server"
 
 
 class BatchResult(Base, frozen=True):
@@ -98,6 +138,21 @@ class BatchResult(Base, frozen=True):
     applied: int
     refused: int
     #: Sequence numbers below the device's highest that no operation has used.
+    gaps: list[tuple[int, int]]
+
+
+class DeviceProgress(Base, frozen=True):
+    """Where a device's sequence numbers stand in a round, as the server has seen them.
+
+    A handheld that lost its local counter (new browser profile, cleared storage)
+    starts again above ``highest``, so it never reuses a number the server has.
+    """
+
+    device: str
+    round: str
+    #: The highest sequence number with an op record; 0 when none.
+    highest: int
+    #: Unused numbers below ``highest`` (first, last), the latest hundred runs.
     gaps: list[tuple[int, int]]
 
 

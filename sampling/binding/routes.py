@@ -19,6 +19,7 @@ from sampling.binding.models import (
     Batch,
     BatchResult,
     CloseTube,
+    DeviceProgress,
     OpenTube,
     OpResult,
     RiskUpdate,
@@ -54,7 +55,7 @@ class BindingController(Controller):
         """Open a new tube at the device's site (pool size 1, 5, 10, 20; default the round's)."""
         device, binder = _ctx(request)
         return await binder.open(
-            device, round_id, data.tube, data.seq, data.op, data.capacity, data.purpose
+            device, round_id, data.tube, data.seq, data.op, data.capacity, data.purpose, data.at
         )
 
     @post("/tubes/{tube:str}/scans", operation_id="scanResident", opt=_HOT, status_code=200)
@@ -67,7 +68,7 @@ class BindingController(Controller):
     ) -> OpResult:
         """Bind a resident to the tube; the tube closes itself when full."""
         device, binder = _ctx(request)
-        return await binder.scan(device, round_id, tube, data.seq, data.op, data.resident)
+        return await binder.scan(device, round_id, tube, data.seq, data.op, data.resident, data.at)
 
     @post("/tubes/{tube:str}/undo", operation_id="undoScan", opt=_HOT, status_code=200)
     async def undo(
@@ -79,7 +80,7 @@ class BindingController(Controller):
     ) -> OpResult:
         """Undo the tube's last scan (a misread), reopening the tube if it had closed."""
         device, binder = _ctx(request)
-        return await binder.undo(device, round_id, tube, data.seq, data.op, data.resident)
+        return await binder.undo(device, round_id, tube, data.seq, data.op, data.resident, data.at)
 
     @post("/tubes/{tube:str}/close", operation_id="closeTube", opt=_HOT, status_code=200)
     async def close(
@@ -91,7 +92,7 @@ class BindingController(Controller):
     ) -> OpResult:
         """Close a tube by hand (the queue ran out before it was full)."""
         device, binder = _ctx(request)
-        return await binder.close(device, round_id, tube, data.seq, data.op)
+        return await binder.close(device, round_id, tube, data.seq, data.op, data.at)
 
     @post("/batches", operation_id="uploadBatch", opt=_HOT, status_code=200)
     async def batch(
@@ -103,6 +104,14 @@ class BindingController(Controller):
         """Upload operations a handheld queued offline; each applies once, in order."""
         device, binder = _ctx(request)
         return await binder.batch(device, round_id, data)
+
+    @get("/seq", operation_id="deviceProgress", opt={"roles": ("scanner", "admin")})
+    async def progress(
+        self, round_id: FromPath[str], request: Request[Any, Any, Any]
+    ) -> DeviceProgress:
+        """The calling device's highest sequence number in the round, and its gaps."""
+        device, binder = _ctx(request)
+        return await binder.progress(round_id, device.id)
 
     @get(
         "/tubes/{tube:str}",

@@ -9,8 +9,8 @@ rule, writes the state and appends the journal entry in one atomic step.
 from __future__ import annotations
 
 import itertools
+import time
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ import numpy as np
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from sampling import codes
+from sampling import codes, localtime
 from sampling.binding import keys
 from sampling.binding.errors import RoundNotFound, TubeNotFound
 from sampling.binding.messages import message_for, status_http
@@ -27,9 +27,12 @@ from sampling.binding.models import (
     Batch,
     BatchOp,
     BatchResult,
+    Clock,
+    DeviceProgress,
     OpResult,
     Purpose,
     RiskUpdate,
+    Round,
     Tube,
 )
 from sampling.binding.tube import TubeRecord
@@ -75,11 +78,25 @@ class _Op:
     purpose: int = 0
     #: For undo: the hash named in the request (b"" = "whoever was last").
     named: bytes = b""
+    #: The device's time in Unix ms as sent (0: none), part of the payload.
+    at_ms: int = 0
+    #: apply.lua's clock value: the trusted device time in ms, "" or "u" (untrusted).
+    clock: str = ""
+
+
+_CLOCKS: dict[str, Clock] = {"": "server", "u": "untrusted"}
+UNTRUSTED_CLOCK = (
+    "The handheld's clock is off (its time is in the future or before the round opened): "
+    "the operation was recorded at the server's time and flagged. Set the handheld's date "
+    "and time."
+)
 
 
 def _fingerprint(op: _Op) -> bytes:
     named = op.named if op.kind == "undo" else op.rhash
-    return fingerprint(op.op, f"{op.kind}|{op.tube}|{op.capacity}|{op.purpose}|".encode() + named)
+    payload = f"{op.kind}|{op.tube}|{op.capacity}|{op.purpose}|".encode() + named
+    # A request without a device time keeps the fingerprint it always had.
+    return fingerprint(op.op, payload + (b"@%d" % op.at_ms if op.at_ms else b""))
 
 
 @lru_cache(maxsize=65_536)
@@ -123,6 +140,8 @@ class Binder:
         max_batch: int = 500,
         waitaof: bool = False,
         lane: Lane | None = None,
+        clock_skew: float = 300.0,
+        tz: str = localtime.DEFAULT_TZ,
     ) -> None:
         self._redis = redis
         self._hasher = hasher
@@ -134,7 +153,9 @@ class Binder:
         self._lane = lane
         #: Plain clients to cluster nodes, for WAITAOF on the connection that wrote.
         self._nodes: dict[str, Any] = {}
-        self._pools: dict[str, int] = {}
+        self._known: dict[str, Round] = {}
+        self._skew = clock_skew
+        self._tz = tz
 
     # -- single operations (the online handheld) ---------------------------------
 
@@ -147,38 +168,67 @@ class Binder:
         op: str,
         capacity: int | None,
         purpose: Purpose,
+        at: float | None = None,
     ) -> OpResult:
         item = await self._prepare(
             round_id,
-            BatchOp(op=op, seq=seq, kind="open", tube=tube, capacity=capacity, purpose=purpose),
+            BatchOp(
+                op=op,
+                seq=seq,
+                kind="open",
+                tube=tube,
+                capacity=capacity,
+                purpose=purpose,
+                at=at,
+            ),
         )
         return await self._single(device, round_id, item)
 
     async def scan(
-        self, device: Device, round_id: str, tube: str, seq: int, op: str, resident: str
+        self,
+        device: Device,
+        round_id: str,
+        tube: str,
+        seq: int,
+        op: str,
+        resident: str,
+        at: float | None = None,
     ) -> OpResult:
         item = await self._prepare(
-            round_id, BatchOp(op=op, seq=seq, kind="scan", tube=tube, resident=resident)
+            round_id, BatchOp(op=op, seq=seq, kind="scan", tube=tube, resident=resident, at=at)
         )
         return await self._single(device, round_id, item)
 
     async def undo(
-        self, device: Device, round_id: str, tube: str, seq: int, op: str, resident: str | None
+        self,
+        device: Device,
+        round_id: str,
+        tube: str,
+        seq: int,
+        op: str,
+        resident: str | None,
+        at: float | None = None,
     ) -> OpResult:
         item = await self._prepare(
-            round_id, BatchOp(op=op, seq=seq, kind="undo", tube=tube, resident=resident)
+            round_id, BatchOp(op=op, seq=seq, kind="undo", tube=tube, resident=resident, at=at)
         )
         if not item.rhash:
             item = await self._last_member(round_id, item)
         return await self._single(device, round_id, item)
 
-    async def close(self, device: Device, round_id: str, tube: str, seq: int, op: str) -> OpResult:
-        item = await self._prepare(round_id, BatchOp(op=op, seq=seq, kind="close", tube=tube))
+    async def close(
+        self, device: Device, round_id: str, tube: str, seq: int, op: str, at: float | None = None
+    ) -> OpResult:
+        item = await self._prepare(
+            round_id, BatchOp(op=op, seq=seq, kind="close", tube=tube, at=at)
+        )
         return await self._single(device, round_id, item)
 
     async def _single(self, device: Device, round_id: str, item: _Op) -> OpResult:
         (result,) = await self._apply(device, round_id, [item])
         if result.status != "ok":
+            # The clock is named only when the device sent a time.
+            clock = {} if result.clock == "server" else {"clock": result.clock}
             raise Refusal(
                 result.status,
                 result.message,
@@ -186,6 +236,7 @@ class Binder:
                 tube=result.tube,
                 seq=result.seq,
                 count=result.count,
+                **clock,
             )
         return result
 
@@ -218,6 +269,16 @@ class Binder:
             results=results, applied=len(results) - refused, refused=refused, gaps=gaps
         )
 
+    async def progress(self, round_id: str, device_id: str) -> DeviceProgress:
+        await self._round(round_id)  # RoundNotFound for an unknown round
+        highest = await self._redis.strlen(keys.oplog(round_id, device_id)) // 8
+        return DeviceProgress(
+            device=device_id,
+            round=round_id,
+            highest=highest,
+            gaps=await self.gaps(round_id, device_id),
+        )
+
     async def gaps(
         self, round_id: str, device_id: str, window: int = 65_536
     ) -> list[tuple[int, int]]:
@@ -241,10 +302,27 @@ class Binder:
 
     # -- the shared path -------------------------------------------------------------
 
+    async def _round(self, round_id: str) -> Round:
+        # Only the pool and the opening time are read, and neither changes.
+        if round_id not in self._known:
+            self._known[round_id] = await self._rounds.get(round_id)
+        return self._known[round_id]
+
     async def _pool(self, round_id: str) -> int:
-        if round_id not in self._pools:
-            self._pools[round_id] = (await self._rounds.get(round_id)).pool
-        return self._pools[round_id]
+        return (await self._round(round_id)).pool
+
+    async def _clock(self, round_id: str, at: float | None) -> str:
+        """apply.lua's clock value for a device time: its ms, "" (none) or "u".
+
+        A device clock may be a little behind the server's; the same skew is
+        allowed before the round's opening as after the server's now.
+        """
+        if at is None:
+            return ""
+        opened = (await self._round(round_id)).created_at
+        if at > time.time() + self._skew or at < opened - self._skew:
+            return "u"
+        return str(round(at * 1000))
 
     async def _prepare(self, round_id: str, o: BatchOp) -> _Op:
         tube = _tube_code(o.tube)
@@ -276,6 +354,8 @@ class Binder:
             capacity=capacity,
             purpose=purpose,
             named=rhash,
+            at_ms=0 if o.at is None else round(o.at * 1000),
+            clock=await self._clock(round_id, o.at),
         )
 
     async def _last_member(self, round_id: str, item: _Op) -> _Op:
@@ -284,7 +364,16 @@ class Binder:
             return item  # the script answers tube_not_found, and records it
         members = TubeRecord(as_bytes(raw)).members
         last = members[-1][0] if members else b"\0" * 8
-        return _Op(seq=item.seq, op=item.op, kind=item.kind, tube=item.tube, rhash=last, named=b"")
+        return _Op(
+            seq=item.seq,
+            op=item.op,
+            kind=item.kind,
+            tube=item.tube,
+            rhash=last,
+            named=b"",
+            at_ms=item.at_ms,
+            clock=item.clock,
+        )
 
     async def _claims(self, device: Device, round_id: str, items: list[_Op]) -> dict[str, bool]:
         """Take the ever-opened claim of each tube the batch opens.
@@ -321,8 +410,8 @@ class Binder:
     async def _apply(self, device: Device, round_id: str, items: list[_Op]) -> list[OpResult]:
         if device.role not in ("scanner", "admin"):
             raise Forbidden(f"a {device.role} device cannot bind tubes")
-        if round_id not in self._pools:
-            await self._pool(round_id)  # NotFound for an unknown round, before any claim
+        if round_id not in self._known:
+            await self._round(round_id)  # NotFound for an unknown round, before any claim
         claims = await self._claims(device, round_id, items)
         ks = [
             keys.meta(round_id),
@@ -357,6 +446,7 @@ class Binder:
                 cap,
                 i.purpose,
                 i.rhash,
+                i.clock,
             ]
         reply = await self._run_apply(ks, args)
         if reply and reply[0] == b"revoked":
@@ -367,7 +457,11 @@ class Binder:
         for n, i in enumerate(items):
             status = reply[4 * n].decode()
             aux, closed, replayed = (int(x) for x in reply[4 * n + 1 : 4 * n + 4])
-            message = "" if status == "ok" else await self._explain(round_id, status, i, aux)
+            clock = _CLOCKS.get(i.clock, "device")
+            if status != "ok":
+                message = await self._explain(round_id, status, i, aux)
+            else:
+                message = UNTRUSTED_CLOCK if clock == "untrusted" else ""
             out.append(
                 OpResult(
                     seq=i.seq,
@@ -379,6 +473,7 @@ class Binder:
                     count=aux,
                     closed=bool(closed),
                     replayed=bool(replayed),
+                    clock=clock,
                 )
             )
         return out
@@ -456,7 +551,7 @@ class Binder:
             where = f"{site.name} ({site.community}, {site.street})"
         except NotFound:
             where = f"site {rec.site}"
-        return f"in tube {tube} at {where} at {datetime.fromtimestamp(when):%H:%M}"
+        return f"in tube {tube} at {where} at {localtime.hm(when, self._tz)}"
 
     def shutdown(self) -> None:
         if self._lane is not None:

@@ -15,6 +15,7 @@ import importlib
 import logging
 import random
 import shutil
+import signal
 import threading
 import time
 from collections import Counter
@@ -39,9 +40,12 @@ from sampling.store.client import as_bytes, connect
 from sampling.store.embedded import EmbeddedServer, free_port
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
 ROUND = "demo"
+#: Seconds a stopping server waits for open requests (event streams) before ending them.
+GRACE_S = 3
 SHOW_UP = 0.88
 
 
@@ -249,7 +253,14 @@ async def _verify(settings: Settings, tally: Tally) -> tuple[int, int]:
 
 def _serve(settings: Settings, port: int) -> tuple[uvicorn.Server, threading.Thread]:
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        # An open dashboard's event stream never ends by itself: without a limit,
+        # Ctrl-C would wait for the browser to close.
+        timeout_graceful_shutdown=GRACE_S,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -393,26 +404,92 @@ def _print(console: Console, summary: dict[str, Any]) -> None:
     console.print(table)
 
 
-def run_demo(out: Path, *, residents: int, n_sites: int, seed: int, quiet: bool) -> dict[str, Any]:
+def run_demo(
+    out: Path,
+    *,
+    residents: int,
+    n_sites: int,
+    seed: int,
+    quiet: bool,
+    serve: bool = False,
+    port: int | None = None,
+    on_ready: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run the demo round; with ``serve``, then keep the API and the pages serving on
+    ``port`` until interrupted (Ctrl-C or SIGTERM), after ``on_ready(summary)``."""
     console = Console(stderr=True)
     logging.getLogger("httpx").setLevel(logging.WARNING)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     data_dir = out / "data"
-    port = free_port()
+    port = port or free_port()
     with EmbeddedServer(data_dir / "valkey") as valkey:
         # The demo plays a day in seconds: per-device rate limits set for people
         # scanning by hand would throttle its simulated devices.
-        settings = Settings(redis_url=valkey.url, data_dir=data_dir, device_rate=100_000.0)
+        # With --serve the archiver keeps the dashboard's coverage current afterwards.
+        settings = Settings(
+            redis_url=valkey.url, data_dir=data_dir, device_rate=100_000.0, archiver=serve
+        )
         settings.secret()
         dist = district(residents, n_sites, seed)
         server, thread = _serve(settings, port)
         try:
             summary = asyncio.run(_main(out, settings, dist, port, console, quiet, seed))
+            summary["round"] = ROUND
+            if serve:
+                summary.update(asyncio.run(_viewer(settings, port)))
+                if not quiet:
+                    _print(console, summary)
+                if on_ready is not None:
+                    on_ready(summary)
+                if not quiet:
+                    console.print(
+                        f"[bold]Serving[/] the API and the pages on http://127.0.0.1:{port}/ : "
+                        f"open {summary['dashboard_url']} and sign in with the viewer token "
+                        "above. Ctrl-C stops."
+                    )
+                _wait_for_interrupt()
         finally:
             server.should_exit = True
             thread.join(10)
-    if not quiet:
+    if not quiet and not serve:
         _print(console, summary)
     return summary
+
+
+async def _viewer(settings: Settings, port: int) -> dict[str, Any]:
+    """A command-centre (viewer) token for the demo data, and where its dashboard is."""
+    from sampling.live import tables
+
+    # The live tables (coverage per street, community, grid) as of the demo's
+    # archive, as the continuous archiver writes them in `sampling serve`.
+    tables.write(settings.data_dir, ROUND, time.time())
+    redis = connect(settings.redis_url)
+    try:
+        made = await Devices(redis).create(DeviceIn(id="demo-viewer", role="viewer"))
+    finally:
+        await redis.aclose()
+    base = f"http://127.0.0.1:{port}"
+    return {
+        "dashboard_url": f"{base}/ui/rounds/{ROUND}",
+        "login_url": f"{base}/ui/login?next=/ui/rounds/{ROUND}",
+        "viewer_token": made.token,
+    }
+
+
+def _wait_for_interrupt() -> None:
+    """Block until Ctrl-C or SIGTERM (both end the demo the same, clean way)."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: object) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -195,12 +195,16 @@ class LabController(Controller):
         device: NamedDependency[Device],
         format: FromQuery[DoorFormat] = "json",
     ) -> Response[Any]:
-        """A grid's knock-on-door list; a grid team's token sees only its own grid."""
+        """A grid's knock-on-door list; a grid team's token sees only its own grid, a
+        viewer's has no names or phone numbers."""
         if device.role == "grid" and device.grid != grid:
             raise Forbidden("a grid team sees only its own grid's list", grid=device.grid)
         data_dir = _data_dir(request)
         got = await _collect(data_dir, round_id, ("doors",))
         frame = got["doors"].filter(pl.col("grid") == grid)
+        if device.role == "viewer":
+            # The command centre sees the whole round, but no one's name or phone number.
+            frame = frame.drop("name", "phone", strict=False)
         as_of = report.as_of(data_dir, round_id)
         tz = services(request).settings.tz
         title = (

@@ -63,6 +63,7 @@ class Op:
     purpose: int = 0
     op_id: str = ""
     salt: bytes = b""  # changes the payload hash only
+    clock: str = ""  # device time in ms, '' (none) or 'u' (untrusted)
 
     @property
     def oid(self) -> str:
@@ -130,6 +131,7 @@ class Apply:
                 cap,
                 o.purpose,
                 o.res,
+                o.clock,
             ]
         return list(self.script(keys=ks, args=args))
 
@@ -777,3 +779,38 @@ def test_claim(ap: Apply, r: redis.Redis) -> None:
     assert keys.tube_claim(tc(1001)) == key
     assert ap.claim(keys=[key], args=[tc(1001), "r2"]) == 1
     assert r.hgetall(key) == {tc(1).encode(): b"r1", tc(1001).encode(): b"r2"}
+
+
+def test_clock_argument(ap: Apply, r: redis.Redis) -> None:
+    """A device time (ms) sets the record's times and journal ``at``; ``u`` flags it."""
+    t = 1_764_640_000
+    ok(ap.one(Op(1, "open", 1, cap=5, clock=str(t * 1000 + 999))))
+    ok(ap.one(Op(2, "scan", 1, rh(1), clock=str((t + 30) * 1000))), 1)
+    ok(ap.one(Op(3, "scan", 1, rh(2), clock="u")), 2)
+    ok(ap.one(Op(4, "close", 1, clock=str((t + 90) * 1000))), 2, closed=1)
+    rec = TubeRecord(r.get(keys.tube(R, tc(1))))
+    now = int(r.time()[0])
+    assert rec.opened_at == t
+    assert rec.members[0][1] == t + 30
+    assert abs(rec.members[1][1] - now) <= 2
+    assert rec.closed_at == t + 90
+    fields = [f for _, f in r.xrange(keys.journal(R))]
+    assert [f.get(b"at") for f in fields] == [
+        str(t * 1000 + 999).encode(),
+        str((t + 30) * 1000).encode(),
+        None,
+        str((t + 90) * 1000).encode(),
+    ]
+    assert [f.get(b"clk") for f in fields] == [None, None, b"u", None]
+    assert r.hget(keys.count(R), "clock_untrusted") == b"1"
+    # A replay of the flagged op journals and counts nothing more.
+    assert ap.one(Op(3, "scan", 1, rh(2), clock="u")).replayed == 1
+    assert r.xlen(keys.journal(R)) == 4
+
+
+def test_malformed_clock_changes_nothing(ap: Apply, r: redis.Redis) -> None:
+    ok(ap.one(Op(1, "open", 1, cap=5)))
+    before = snapshot(r)
+    with pytest.raises(redis.ResponseError):
+        ap([Op(2, "scan", 1, rh(1)), Op(3, "scan", 1, rh(2), clock="12:00")])
+    assert snapshot(r) == before

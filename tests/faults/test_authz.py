@@ -24,8 +24,14 @@ from sampling.store.embedded import EmbeddedServer
 from tests.binding import snapshot
 from tests.conftest import SECRET, Api, resident, tube
 
-#: Routes anyone may call: liveness, readiness and the API's own documentation.
-PUBLIC = re.compile(r"^/(healthz|readyz|docs(/.*)?)$")
+#: Routes anyone may call: liveness, readiness, the API's own documentation, the
+#: landing page, signing in and out, the language switch and the pages' static files;
+#: the pairing exchange (a handheld has no token before it; rate limited), the
+#: handheld's pairing form and its service worker script.
+PUBLIC = re.compile(
+    r"^/(healthz|readyz|docs(/.*)?|v1/pair|ui/(login|logout|lang/\{code:str\}|static(/.*)?"
+    r"|scan/pair|sw\.js))?$"
+)
 #: What a refusal body may hold: the problem fields and the names of what was refused.
 REFUSAL_FIELDS = {
     "type",
@@ -58,10 +64,15 @@ PARAMS = {
 
 
 def endpoints(app: Litestar) -> list[tuple[str, str, tuple[str, ...] | None]]:
-    """(method, path template, roles) for every handler of the app; roles None = public."""
+    """(method, path template, roles) for every handler of the app; roles None = public.
+
+    Pages (``opt["page"]``) answer a person (a redirect to the login page, an HTML
+    refusal) rather than a problem document: tests/web checks their roles."""
     out = []
     for route in app.routes:
         for handler in getattr(route, "route_handlers", []):
+            if handler.opt.get("page"):
+                continue
             for method in sorted(handler.http_methods - {"OPTIONS", "HEAD"}):
                 out.append((method, route.path, handler.opt.get("roles")))
     return sorted(set(out))
