@@ -32,6 +32,7 @@ KINDS = ("tube", "box", "resident")
 #: Journal fields shown as "what" besides the kind of change, when present.
 _DETAIL = (
     "x",
+    "decision",
     "outcome",
     "ct_orf1ab",
     "ct_n",
@@ -40,6 +41,8 @@ _DETAIL = (
     "courier",
     "place",
     "tested_at",
+    "was",
+    "held",
 )
 _CHUNK = 10_000
 

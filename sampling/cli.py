@@ -302,8 +302,15 @@ def device() -> None:
 @click.option("--lab", default="")
 @click.option("--grid", default="")
 @click.option("--expires-in", type=int, default=None, help="Seconds until the token expires.")
+@click.option("--supervisor", is_flag=True, help="A lab device that resolves held results.")
 def device_create(
-    device_id: str, role: str, site_id: str, lab: str, grid: str, expires_in: int | None
+    device_id: str,
+    role: str,
+    site_id: str,
+    lab: str,
+    grid: str,
+    expires_in: int | None,
+    supervisor: bool,
 ) -> None:
     """Register a device and print its token (shown once)."""
     from sampling.auth.models import DeviceIn
@@ -317,6 +324,7 @@ def device_create(
                 site=site_id,
                 lab=lab,
                 grid=grid,
+                supervisor=supervisor,
                 expires_in=expires_in,
             )
         )

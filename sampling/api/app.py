@@ -20,6 +20,8 @@ from sampling.api.problems import HANDLERS
 from sampling.api.services import Services
 from sampling.binding.routes import BindingController
 from sampling.boxing.routes import BoxingController
+from sampling.lab.door_routes import DoorController
+from sampling.lab.review_routes import ReviewController
 from sampling.lab.routes import LabController
 from sampling.live.archiver import Archiver
 from sampling.live.routes import LiveController
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             BindingController,
             BoxingController,
             LabController,
+            ReviewController,
+            DoorController,
             LiveController,
             ScanController,
             *routes(),

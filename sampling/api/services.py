@@ -11,7 +11,9 @@ from sampling.binding.rounds import Rounds, Sites
 from sampling.binding.service import Binder
 from sampling.boxing.config import BoxingConfig
 from sampling.boxing.service import Boxer
+from sampling.lab.doorlog import DoorLog
 from sampling.lab.results import LabResults
+from sampling.lab.review import Review
 from sampling.live.service import LiveFigures
 from sampling.privacy import ResidentHasher
 from sampling.store.client import from_settings
@@ -35,6 +37,8 @@ class Services:
     boxer: Boxer
     lab: LabResults
     live: LiveFigures
+    review: Review
+    doorlog: DoorLog
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -75,6 +79,8 @@ class Services:
             boxer=boxer,
             lab=LabResults(redis),
             live=LiveFigures(redis, settings, boxer),
+            review=Review(redis),
+            doorlog=DoorLog(redis, hasher),
         )
 
     async def close(self) -> None:

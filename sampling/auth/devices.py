@@ -22,7 +22,7 @@ import msgspec
 
 from sampling.auth import keys
 from sampling.auth.models import Device, DeviceCreated, DeviceIn
-from sampling.errors import AuthError, Conflict, NotFound
+from sampling.errors import AuthError, BadInput, Conflict, NotFound
 from sampling.store.client import as_bytes
 
 if TYPE_CHECKING:
@@ -48,6 +48,8 @@ class Devices:
         self._fanout = round_keys
 
     async def create(self, spec: DeviceIn, *, now: float | None = None) -> DeviceCreated:
+        if spec.supervisor and spec.role != "lab":
+            raise BadInput("only a lab device can be a supervisor", role=spec.role)
         now = time.time() if now is None else now
         token = f"{spec.id}.{secrets.token_urlsafe(24)}"
         device = Device(
@@ -56,6 +58,7 @@ class Devices:
             site=spec.site,
             lab=spec.lab,
             grid=spec.grid,
+            supervisor=spec.supervisor,
             digest=digest(token),
             created_at=now,
             expires_at=now + spec.expires_in if spec.expires_in else 0.0,

@@ -19,6 +19,8 @@ class Device(Base, frozen=True):
     site: str = ""
     lab: str = ""
     grid: str = ""
+    #: A lab device that may resolve its lab's held (conflicting) results.
+    supervisor: bool = False
     digest: str = ""
     created_at: float = 0.0
     #: Unix time after which the token stops working; 0 = no expiry.
@@ -32,6 +34,7 @@ class Device(Base, frozen=True):
             site=self.site,
             lab=self.lab,
             grid=self.grid,
+            supervisor=self.supervisor,
             created_at=self.created_at,
             expires_at=self.expires_at,
             revoked=self.revoked,
@@ -44,6 +47,8 @@ class DeviceIn(Base, frozen=True):
     site: Text = ""
     lab: Text = ""
     grid: Text = ""
+    #: Lab devices only: may resolve the lab's held results (``sampling.lab.review``).
+    supervisor: bool = False
     #: Seconds until the token expires; omitted: no expiry.
     expires_in: int | None = None
 
@@ -57,6 +62,7 @@ class DeviceView(Base, frozen=True):
     created_at: float
     expires_at: float
     revoked: bool
+    supervisor: bool = False
 
 
 class DeviceCreated(Base, frozen=True):

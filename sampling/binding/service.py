@@ -408,7 +408,8 @@ class Binder:
         return held
 
     async def _apply(self, device: Device, round_id: str, items: list[_Op]) -> list[OpResult]:
-        if device.role not in ("scanner", "admin"):
+        # A grid team binds too: residents sampled at home, at their door (sampling.lab.doorlog).
+        if device.role not in ("scanner", "admin", "grid"):
             raise Forbidden(f"a {device.role} device cannot bind tubes")
         if round_id not in self._known:
             await self._round(round_id)  # NotFound for an unknown round, before any claim

@@ -124,7 +124,9 @@ def manifest(box: str, round_id: str, pdf_path: Path | None) -> None:
     found = _with_boxer(lambda b: b.manifest(round_id, box))
     click.echo(as_json(found).decode())
     if pdf_path is not None:
-        pdf_path.write_bytes(pdf(found))
+        from sampling.cli import settings
+
+        pdf_path.write_bytes(pdf(found, settings().tz))
         click.echo(f"wrote {pdf_path}", err=True)
 
 

@@ -136,6 +136,10 @@ class Manifest(Base, frozen=True):
     tube_count: int
     sample_count: int
     tubes: list[BoxTubeView]
+    #: The sampling point's name as people know it (Chinese), when registered.
+    site_name: str = ""
+    #: Single-person tubes in the box (risk residents: yellow or red code, isolation).
+    singles: list[str] = []
 
 
 class TubeIssue(Base, frozen=True):

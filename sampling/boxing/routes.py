@@ -183,6 +183,16 @@ class BoxingController(Controller):
         boxer.may_read(device, found)
         return found
 
+    @get("/courier/boxes", operation_id="courierBoxes", opt=_COURIER)
+    async def courier_boxes(
+        self,
+        round_id: FromPath[str],
+        device: NamedDependency[Device],
+        boxer: NamedDependency[Boxer],
+    ) -> list[Box]:
+        """The boxes handed to this courier: waiting for pick-up, on the road, delivered."""
+        return await boxer.courier_boxes(round_id, device.id)
+
     @get("/boxes/{box:str}/manifest", operation_id="boxManifest", opt=_READ)
     async def manifest(
         self,
@@ -203,6 +213,7 @@ class BoxingController(Controller):
     )
     async def manifest_pdf(
         self,
+        request: Request[Any, Any, Any],
         round_id: FromPath[str],
         box: FromPath[str],
         device: NamedDependency[Device],
@@ -212,7 +223,7 @@ class BoxingController(Controller):
         boxer.may_read(device, await boxer.box(round_id, box))
         found = await boxer.manifest(round_id, box)
         return Response(
-            pdf(found),
+            pdf(found, services(request).settings.tz),
             media_type="application/pdf",
             headers={"Content-Disposition": f'inline; filename="{found.box}.pdf"'},
         )

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from sampling import codes
+from sampling.binding.rounds import Sites
 from sampling.binding.service import SEQ_AHEAD, SEQ_MAX, check_code
 from sampling.binding.tube import TubeRecord
 from sampling.boxing import keys
@@ -417,7 +418,14 @@ class Boxer:
                 409,
                 box=found.box,
             )
+        records = await self._records(round_id, [c.tube for c in found.contents])
+        try:
+            site_name = (await Sites(self._redis).get(found.site)).name
+        except NotFound:
+            site_name = ""
         return Manifest(
+            site_name=site_name,
+            singles=sorted(t for t, rec in records.items() if rec.capacity == 1),
             box=found.box,
             round=round_id,
             site=found.site,
@@ -664,6 +672,24 @@ class Boxer:
         return {
             b: (_s(s), _s(lab)) for b, (s, lab) in zip(boxes, await pipe.execute(), strict=True)
         }
+
+    async def courier_boxes(self, round_id: str, courier: str) -> list[Box]:
+        """The boxes handed to ``courier`` and not yet through intake, oldest first: those
+        waiting for pick-up, on the road, and delivered to the lab's desk."""
+        found: dict[str, float] = {}
+        for which in ("sealed", "transit", "intake"):
+            for code, score in await self._redis.zrange(
+                keys.due(round_id, which), 0, -1, withscores=True
+            ):
+                found[code.decode()] = score
+        if not found:
+            return []
+        boxes = sorted(found, key=lambda c: (found[c], c))
+        pipe = self._redis.pipeline(transaction=False)
+        for code in boxes:
+            pipe.hget(keys.box(round_id, code), "courier")
+        mine = [c for c, who in zip(boxes, await pipe.execute(), strict=True) if _s(who) == courier]
+        return [await self.box(round_id, c) for c in mine]
 
     # -- who may read what -------------------------------------------------------------
 

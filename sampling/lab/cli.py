@@ -203,6 +203,54 @@ def results_held(round_id: str) -> None:
     out.print(table)
 
 
+@results.command("resolve")
+@click.argument("tube")
+@click.option("--round", "round_id", required=True)
+@click.option(
+    "--decision",
+    required=True,
+    type=click.Choice(["keep", "held", "retest"]),
+    help="keep the stored result, take a held one, or ask the lab to re-test the tube",
+)
+@click.option("--value", default="", help="With --decision held: the held value to take.")
+@click.option("--reason", required=True, help="Why: kept in the journal, shown in the audit.")
+@click.option("--by", "by", required=True, help="Who decides (the supervisor's name or id).")
+def results_resolve(
+    tube: str, round_id: str, decision: str, value: str, reason: str, by: str
+) -> None:
+    """Resolve a held result: keep the stored one, take a held one, or ask for a re-test.
+
+    Without --value a decision 'held' takes the only held value; with several held
+    values, name one (`sampling results held` shows them).
+    """
+    from sampling.cli import run
+    from sampling.errors import BadInput
+    from sampling.lab.review import Resolve, Resolved, Review
+    from sampling.store.client import connect
+
+    async def go(url: str) -> Resolved:
+        redis = connect(url)
+        try:
+            review = Review(redis)
+            chosen = value
+            if decision == "held" and not chosen:
+                case = await review.case(round_id, tube)
+                if len(case.held) != 1:
+                    raise BadInput(
+                        f"{len(case.held)} values are held for this tube: name one with --value "
+                        f"({', '.join(h.value for h in case.held)})"
+                    )
+                chosen = case.held[0].value
+            spec = Resolve(decision=decision, reason=reason, value=chosen)  # type: ignore[arg-type]
+            return await review.resolve(round_id, tube, spec, device=None, by=by)
+        finally:
+            await redis.aclose()
+
+    done = run(go)
+    now = done.result.packed() if done.result else "none (re-test asked)"
+    out.print(f"tube {done.tube}: {done.decision} by {by}; result now {now}")
+
+
 @results.command("orphans")
 @click.option("--round", "round_id", required=True)
 def results_orphans(round_id: str) -> None:
@@ -317,14 +365,15 @@ def doors(grid: str, round_id: str, fmt: str, out_path: Path | None, as_json: bo
     cfg = _settings()
     line = report.as_of_line(report.as_of(cfg.data_dir, round_id), cfg.tz)
     out.print(line)
-    write(frame, path, fmt, title=f"敲门清单 knock-on-door list: {grid}, round {round_id}; {line}")
+    title = f"敲门清单 knock-on-door list: {grid}, round {round_id}; {line}"
+    write(frame, path, fmt, title=title, grid=grid, round_id=round_id, tz=cfg.tz)
     out.print(_table(frame, f"grid {grid}: {frame.height} residents to visit", limit=30))
     out.print(f"written: {path}")
 
 
-def write(frame: pl.DataFrame, path: Path, fmt: str, *, title: str) -> Path:
+def write(frame: pl.DataFrame, path: Path, fmt: str, *, title: str, **pdf: Any) -> Path:
     if fmt == "xlsx":
         return door_lists.write_xlsx(frame, path)
     if fmt == "pdf":
-        return door_lists.write_pdf(frame, path, title=title)
+        return door_lists.write_pdf(frame, path, title=title, **pdf)
     return door_lists.write_csv(frame, path)

@@ -4,6 +4,11 @@ The denominator is the register without vacant households and without residents
 away from the district; the numerator is those of them bound in a pool this
 round. Sampled residents who are not in that denominator (visitors, people
 marked away who came back) are not counted, so coverage never exceeds 100%.
+
+The grid teams' door outcomes (``sampling.lab.doorlog``) count too: a household
+found moved away leaves the denominator (counted in ``moved``), and the
+residents not sampled are counted by what was found at their door
+(``not_home``, ``refused``, ``medical``).
 """
 
 from __future__ import annotations
@@ -31,29 +36,52 @@ def eligible(register: pl.LazyFrame) -> pl.LazyFrame:
     return register.filter(~vacant() & ~pl.col("away").fill_null(False))
 
 
-def marked(register: pl.LazyFrame, bindings: pl.LazyFrame) -> pl.LazyFrame:
-    """The eligible register with ``sampled`` (bound in a pool this round)."""
+DOOR_COUNTS: Final = ("not_home", "refused", "medical")
+
+
+def marked(
+    register: pl.LazyFrame, bindings: pl.LazyFrame, door_outcomes: pl.LazyFrame | None = None
+) -> pl.LazyFrame:
+    """The eligible register with ``sampled`` (bound in a pool this round) and
+    ``door_outcome`` (the latest outcome a grid team recorded, or null)."""
     done = pool_bindings(bindings).select(rkey(), pl.lit(True).alias("sampled"))
-    return (
+    frame = (
         eligible(register)
         .join(done, on="rkey", how="left")
         .with_columns(pl.col("sampled").fill_null(False))
     )
+    if door_outcomes is None:
+        return frame.with_columns(pl.lit(None, pl.String).alias("door_outcome"))
+    door = door_outcomes.select("rhash", pl.col("outcome").alias("door_outcome"))
+    return frame.join(door, on="rhash", how="left")
+
+
+def moved() -> pl.Expr:
+    return pl.col("door_outcome").fill_null("") == "moved"
 
 
 def coverage(marked_register: pl.LazyFrame, by: Sequence[str]) -> pl.LazyFrame:
-    """[*by, residents, sampled, missed, coverage_pct] from :func:`marked`."""
+    """[*by, residents, sampled, missed, coverage_pct, moved, not_home, refused,
+    medical] from :func:`marked`; a resident sampled is sampled whatever the door said."""
     keys = list(by)
+    here = ~moved() | pl.col("sampled")
+    missed_with = [
+        ((pl.col("door_outcome") == o) & ~pl.col("sampled")).sum().cast(pl.Int64).alias(o)
+        for o in DOOR_COUNTS
+    ]
     return (
         marked_register.group_by(keys)
         .agg(
-            pl.len().cast(pl.Int64).alias("residents"),
+            here.sum().cast(pl.Int64).alias("residents"),
             pl.col("sampled").sum().cast(pl.Int64).alias("sampled"),
+            (~here).sum().cast(pl.Int64).alias("moved"),
+            *missed_with,
         )
         .with_columns(
             (pl.col("residents") - pl.col("sampled")).alias("missed"),
             (100.0 * pl.col("sampled") / pl.col("residents")).round(2).alias("coverage_pct"),
         )
+        .select(*keys, "residents", "sampled", "missed", "coverage_pct", "moved", *DOOR_COUNTS)
         .sort(keys)
     )
 

@@ -7,17 +7,22 @@ marked with how to reach them:
 * ``home_sampling`` - elderly living alone or disabled: sampled at home;
 * ``reminder`` - everyone else: a knock and a reminder to go to a point.
 
-Vacant homes are never listed, nor residents away from the district.
+Vacant homes are never listed, nor residents away from the district, nor
+households a grid team found moved away. What the team found at a door before
+(``last_outcome``: not at home, refused, medical staff needed) is on the next
+list, and a household that needs medical staff is marked ``door_medical``.
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
+from sampling import localtime
 from sampling.fonts import cjk_font
-from sampling.lab.coverage import marked
+from sampling.lab.coverage import marked, moved
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,7 +34,7 @@ MARK_TEXT: Final = {
     "reminder": "提醒 / reminder",
 }
 COLUMNS: Final = ("grid", "building", "unit", "household", "name", "phone", "resident",
-                  "mark", "labels", "colour")  # fmt: skip
+                  "mark", "labels", "colour", "last_outcome")  # fmt: skip
 
 
 def _has(label: str) -> pl.Expr:
@@ -48,18 +53,19 @@ def mask(col: str) -> pl.Expr:
 
 def door_list(marked_register: pl.LazyFrame, grid: str | None = None) -> pl.LazyFrame:
     """The not-sampled residents of the (eligible, marked) register, one grid or all."""
-    frame = marked_register.filter(~pl.col("sampled"))
+    frame = marked_register.filter(~pl.col("sampled") & ~moved())
     if grid is not None:
         frame = frame.filter(pl.col("grid") == grid)
     return (
         frame.with_columns(
-            pl.when(_has("home_isolation"))
+            pl.when(_has("home_isolation") | (pl.col("door_outcome") == "medical"))
             .then(pl.lit("door_medical"))
             .when(_has("elderly_alone") | _has("disabled"))
             .then(pl.lit("home_sampling"))
             .otherwise(pl.lit("reminder"))
             .alias("mark"),
             mask("resident").alias("resident"),
+            pl.col("door_outcome").alias("last_outcome"),
         )
         .sort(
             pl.col("grid"),
@@ -107,33 +113,115 @@ def write_xlsx(doors: pl.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_pdf(doors: pl.DataFrame, path: Path, *, title: str) -> Path:
-    """A printable list, Chinese names in an embedded font (``sampling.fonts``)."""
+LABEL_TEXT: Final = {
+    "permanent": "常住", "vacant": "空置", "home_isolation": "居家隔离",
+    "home_observation": "居家观察", "assistance": "低保", "disabled": "残疾",
+    "party_member": "党员", "elderly_alone": "独居老人",
+}  # fmt: skip
+COLOUR_TEXT: Final = {"green": "绿 green", "yellow": "黄 yellow", "red": "红 red"}
+OUTCOME_TEXT: Final = {
+    "sampled": "已入户采样", "not_home": "不在家", "refused": "拒绝", "moved": "已搬离",
+    "medical": "需医护上门",
+}  # fmt: skip
+#: The outcome column on paper: one box to tick.
+OUTCOME_BOXES: Final = "□采样 □不在家 □拒绝 □搬离 □需医护"
+
+
+def labels_text(labels: str | None) -> str:
+    return "、".join(LABEL_TEXT.get(x, x) for x in (labels or "").split(";") if x)
+
+
+def write_pdf(
+    doors: pl.DataFrame,
+    path: Path,
+    *,
+    title: str,
+    grid: str = "",
+    round_id: str = "",
+    tz: str = localtime.DEFAULT_TZ,
+    now: float | None = None,
+) -> Path:
+    """A printable list, Chinese names in an embedded font (``sampling.fonts``).
+
+    Every page is headed with the grid, the round, "page x of y" and when it was
+    printed (district time); each household's labels and health-code colour are
+    on its row, with an outcome column to tick at the door.
+    """
     from reportlab.lib import colors
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen.canvas import Canvas
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
     font = cjk_font()
+    printed = localtime.stamp(time.time() if now is None else now, tz, seconds=False)
     head = ParagraphStyle("head", fontName=font, fontSize=14, leading=18)
-    header = ["楼栋 Bldg", "单元 Unit", "户 Hh", "姓名 Name", "电话 Phone", "居民码 Code",
-              "方式 How", "完成 Done"]  # fmt: skip
-    rows = [header] + [
-        [r["building"], r["unit"], r["household"], r["name"], r["phone"] or "", r["resident"],
-         MARK_TEXT[r["mark"]], ""]
-        for r in doors.iter_rows(named=True)
+    cell = ParagraphStyle("cell", fontName=font, fontSize=8, leading=10)
+    header: list[object] = [
+        "楼栋 Bldg", "单元 Unit", "户 Hh", "姓名 Name", "电话 Phone", "居民码 Code",
+        "标签 Labels", "健康码 Colour", "方式 How", "上次 Last", "结果 Outcome",
     ]  # fmt: skip
+    rows: list[list[object]] = [header]
+    shades: list[tuple[str, tuple[int, int], tuple[int, int], object]] = []
+    tint = {"yellow": colors.HexColor("#ffe066"), "red": colors.HexColor("#ff8787")}
+    last = "last_outcome" in doors.columns
+    for n, r in enumerate(doors.iter_rows(named=True), start=1):
+        colour = r.get("colour") or "green"
+        # A viewer's list has no name or phone columns: those cells stay empty.
+        rows.append([
+            r["building"], r["unit"], r["household"], r.get("name") or "", r.get("phone") or "",
+            r["resident"],
+            Paragraph(labels_text(r.get("labels")), cell), COLOUR_TEXT.get(colour, colour),
+            Paragraph(MARK_TEXT[r["mark"]], cell),
+            OUTCOME_TEXT.get(r["last_outcome"] or "", "") if last else "", OUTCOME_BOXES,
+        ])  # fmt: skip
+        if colour in tint:
+            shades.append(("BACKGROUND", (7, n), (7, n), tint[colour]))
     table = Table(rows, repeatRows=1)
     table.setStyle(
         TableStyle(
             [
-                ("FONT", (0, 0), (-1, -1), font, 9),
+                ("FONT", (0, 0), (-1, -1), font, 8),
                 ("BACKGROUND", (0, 0), (-1, 0), colors.lightgrey),
                 ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
                 ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+                *shades,
             ]
         )
     )
-    doc = SimpleDocTemplate(str(path), pagesize=landscape(A4), title=title)
-    doc.build([Paragraph(title, head), Spacer(1, 8), table])
+    where = "  ".join(x for x in (f"网格 Grid {grid}" if grid else "",
+                                   f"轮次 Round {round_id}" if round_id else "") if x)  # fmt: skip
+
+    class Numbered(Canvas):  # type: ignore[misc]
+        """Draws each page's header once the page count is known ("page x of y")."""
+
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            self._pages: list[dict[str, object]] = []
+
+        def showPage(self) -> None:  # reportlab's name
+            self._pages.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            total = len(self._pages)
+            for number, state in enumerate(self._pages, start=1):
+                self.__dict__.update(state)
+                width, height = self._pagesize
+                self.setFont(font, 9)
+                self.drawString(12 * mm, height - 9 * mm, where)
+                self.drawRightString(
+                    width - 12 * mm,
+                    height - 9 * mm,
+                    f"第 {number}/{total} 页 page {number} of {total}   打印于 printed {printed}",
+                )
+                super().showPage()
+            super().save()
+
+    doc = SimpleDocTemplate(
+        str(path), pagesize=landscape(A4), title=title, topMargin=16 * mm, leftMargin=10 * mm,
+        rightMargin=10 * mm,
+    )  # fmt: skip
+    doc.build([Paragraph(title, head), Spacer(1, 6), table], canvasmaker=Numbered)
     return path

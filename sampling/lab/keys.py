@@ -15,9 +15,14 @@ are one single-slot script on a single Redis or a Cluster.
 ``{rd:R}:labcount``            HASH    counters: stored, duplicate, held, orphan;
                                        outcome:<outcome> (stored results);
                                        resample_ordered (residents of positive or
-                                       invalid pools), resample_resulted
+                                       invalid pools), resample_resulted;
+                                       resolved_keep, resolved_held, resolved_retest
 ``{rd:R}:positive``            HASH    positive pool tube -> ``residents:ms``
 ``{rd:R}:due:result``          ZSET    boxing's index of tubes awaiting a result
+``{rd:R}:door``                HASH    resident hash (8 bytes) -> what a grid team
+                                       found at the door: ``outcome|at_ms|device|tube``
+``{rd:R}:doorcount``           HASH    door outcome -> residents recorded with it
+``{rd:R}:doorops``             HASH    ``<device>|<op>`` -> payload fingerprint
 ``{rd:R}:mllp``                HASH    ``<device>|<MSH-10>`` -> ``<ack code>|<text>``:
                                        the answer to each MLLP message, so a
                                        retransmission is answered again, stored once
@@ -36,6 +41,9 @@ from sampling.boxing.keys import awaiting_result
 __all__ = [
     "awaiting_result",
     "count",
+    "door",
+    "door_count",
+    "door_ops",
     "journal",
     "meta",
     "mllp",
@@ -61,6 +69,18 @@ def orphans(round_id: str) -> str:
 
 def count(round_id: str) -> str:
     return binding_keys.tag(round_id) + ":labcount"
+
+
+def door(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":door"
+
+
+def door_count(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":doorcount"
+
+
+def door_ops(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":doorops"
 
 
 def mllp(round_id: str) -> str:

@@ -39,7 +39,7 @@ def frames(data_dir: Path, round_id: str) -> dict[str, pl.LazyFrame]:
     register = sources.scan_register(data_dir)
     states = reconcile.person_states(rnd.bindings, rnd.results, rnd.intake)
     tries = reconcile.attempts(rnd.bindings, rnd.results, rnd.intake)
-    marked = coverage.marked(register, rnd.bindings)
+    marked = coverage.marked(register, rnd.bindings, rnd.door_outcomes)
     door_list = doors.door_list(marked)
     times = turnaround.tube_times(
         rnd.tubes,

@@ -67,7 +67,13 @@ AS_OF_HEADER = "Sampling-As-Of"
 
 
 def _render(
-    frame: pl.DataFrame, fmt: str, name: str, *, as_of: float | None, title: str = ""
+    frame: pl.DataFrame,
+    fmt: str,
+    name: str,
+    *,
+    as_of: float | None,
+    title: str = "",
+    **pdf: Any,
 ) -> Response[Any]:
     # Row lists keep their shape (a JSON array, a CSV table); the as-of time
     # rides in a header, and in the printed list's title.
@@ -85,7 +91,7 @@ def _render(
             if fmt == "xlsx":
                 doors.write_xlsx(frame, path)
             else:
-                doors.write_pdf(frame, path, title=title)
+                doors.write_pdf(frame, path, title=title, **pdf)
             buf.write(path.read_bytes())
     return Response(
         buf.getvalue(),
@@ -210,4 +216,5 @@ class LabController(Controller):
         title = (
             f"敲门清单 knock-on-door list: {grid}, round {round_id}; {report.as_of_line(as_of, tz)}"
         )
-        return _render(frame, format, f"doors-{round_id}-{grid}", as_of=as_of, title=title)
+        return _render(frame, format, f"doors-{round_id}-{grid}", as_of=as_of, title=title,
+                       grid=grid, round_id=round_id, tz=tz)  # fmt: skip

@@ -8,14 +8,14 @@ archiver wrote (Int64 ms, float seconds or a Datetime).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
 import msgspec
 import polars as pl
 
 from sampling.archive import ROUND_FILE
-from sampling.lab.archive import RESULTS_FILE, RESULTS_SCHEMA
+from sampling.lab.archive import DOORS_FILE, DOORS_SCHEMA, RESULTS_FILE, RESULTS_SCHEMA
 from sampling.lab.register import REGISTER_FILE, rkey
 from sampling.lab.register import SCHEMA as REGISTER_SCHEMA
 
@@ -92,6 +92,8 @@ class Round:
     intake: pl.LazyFrame
     results: pl.LazyFrame
     sites: pl.LazyFrame
+    #: Each resident's latest door outcome (``sampling.lab.doorlog``).
+    door_outcomes: pl.LazyFrame = field(default_factory=lambda: pl.LazyFrame(schema=DOORS_SCHEMA))
 
 
 def archive_dir(data_dir: Path, round_id: str) -> Path:
@@ -105,7 +107,12 @@ def scan_round(data_dir: Path, round_id: str) -> Round:
         for name, schema in SCHEMAS.items()
         if name != "results"
     }
-    return Round(round_id=round_id, results=scan(base / RESULTS_FILE, RESULTS_SCHEMA), **frames)
+    return Round(
+        round_id=round_id,
+        results=scan(base / RESULTS_FILE, RESULTS_SCHEMA),
+        door_outcomes=scan(base / DOORS_FILE, DOORS_SCHEMA),
+        **frames,
+    )
 
 
 def register_path(data_dir: Path) -> Path:

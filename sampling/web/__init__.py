@@ -14,10 +14,23 @@ from litestar.static_files import create_static_files_router
 
 from sampling.web import session
 from sampling.web.layer import STATIC, STATIC_URL, template_config
-from sampling.web.pages import dashboard, grid, home, scan, timeline
+from sampling.web.pages import (
+    box,
+    courier,
+    dashboard,
+    doors,
+    grid,
+    home,
+    intake,
+    results,
+    scan,
+    timeline,
+)
 
 #: Every page module; each exports ``ROUTES`` (handlers with full ``/ui/...`` paths).
-PAGES: list[Any] = [session, dashboard, timeline, grid, scan]
+PAGES: list[Any] = [
+    session, dashboard, timeline, grid, scan, box, courier, intake, results, doors,
+]  # fmt: skip
 
 
 def routes() -> list[Any]:

@@ -153,9 +153,26 @@ def test_coverage_excludes_vacant_and_away(data_dir: Path) -> None:
     got = coverage.coverage(coverage.marked(reg, rnd.bindings), ["street", "grid"]).collect()
     want = pl.DataFrame(
         {"street": ["S1", "S2"], "grid": ["G1", "G2"], "residents": [6, 4], "sampled": [6, 2],
-         "missed": [0, 2], "coverage_pct": [100.0, 50.0]}
+         "missed": [0, 2], "coverage_pct": [100.0, 50.0], "moved": [0, 0], "not_home": [0, 0],
+         "refused": [0, 0], "medical": [0, 0]}
     )  # fmt: skip
     assert_frame_equal(got, want)
+
+
+def test_door_outcomes_change_coverage_and_the_next_list(data_dir: Path) -> None:
+    reg = sources.scan_register(data_dir)
+    rnd = sources.scan_round(data_dir, "r1")
+    found = pl.LazyFrame(
+        {"rhash": [_h(11), _h(12), _h(1)], "outcome": ["moved", "refused", "not_home"]}
+    )
+    marked = coverage.marked(reg, rnd.bindings, found)
+    got = coverage.coverage(marked, ["grid"]).collect()
+    # G2: 居民11 moved away (out of the denominator), 居民12 refused; 居民1 of G1 was
+    # sampled, so what the door said before does not count against G1.
+    cols = ("grid", "residents", "sampled", "missed", "moved", "refused", "not_home")
+    assert got.select(cols).rows() == [("G1", 6, 6, 0, 0, 0, 0), ("G2", 3, 2, 1, 1, 1, 0)]
+    listed = doors.door_list(marked).collect()
+    assert listed.select("name", "last_outcome").rows() == [("居民12", "refused")]
 
 
 def test_door_list_order_and_marks(data_dir: Path) -> None:

@@ -80,6 +80,11 @@ def test_figures_equal_the_api_and_coverage_drills_down(
         page.click(f"table.coverage tr[data-name='{grid}'] a:text('CSV')")
     body = Path(got.value.path()).read_text(encoding="utf-8-sig")
     assert body.splitlines()[0].startswith("grid,")
+    assert ",name," not in body.splitlines()[0]  # a viewer's list: no names, no phones
+    for fmt, magic in (("pdf", b"%PDF"), ("xlsx", b"PK")):
+        with page.expect_download() as got:
+            page.click(f"table.coverage tr[data-name='{grid}'] a:text('{fmt.upper()}')")
+        assert Path(got.value.path()).read_bytes().startswith(magic), fmt
     page.goto(f"{live.url}/ui/rounds/r1")
     page.wait_for_timeout(600)  # the chart draws after the scripts load
     shot(page, "dashboard")
