@@ -11,6 +11,9 @@ background archiver, ``sampling archive``, the load test's check): a second one
 waits for the round's drain lock, so two never write overlapping parts or move
 the cursor back.
 
+The round's registry record is written beside the tables (``round.json``), so
+reports can order rounds by creation time.
+
 Then each domain that keeps tables derives them from the whole journal
 (``materialize(journal, out_dir)`` in ``sampling.<domain>.archive``). A domain
 that indexes the live journal reads it first (``before_trim(redis, round)``).
@@ -24,9 +27,11 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import polars as pl
 
 from sampling.binding import keys
+from sampling.binding.models import Round
 from sampling.errors import Unavailable
 from sampling.store.client import as_bytes
 
@@ -147,6 +152,7 @@ async def _drain(
         parts += 1
         if progress is not None:
             progress(len(entries))
+    await write_round(redis, round_id, data_dir)
     left = await redis.xlen(stream)
     return ArchiveReport(
         round=round_id,
@@ -155,6 +161,24 @@ async def _drain(
         journal_left=int(left),
         directory=str(out.parent),
     )
+
+
+#: The round's registry record beside its tables: reports order rounds by
+#: ``created_at`` (``r10`` after ``r9``), not by folder name.
+ROUND_FILE = "round.json"
+
+
+async def write_round(redis: AnyRedis, round_id: str, data_dir: Path) -> None:
+    """Write the round's registry record (id, name, pool, state, created_at) as JSON."""
+    raw = await redis.hget(keys.ROUNDS, round_id)
+    if raw is None:
+        return
+    found = msgspec.msgpack.decode(as_bytes(raw), type=Round)
+    target = round_dir(data_dir, round_id) / ROUND_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.write_bytes(msgspec.json.encode(found))
+    tmp.replace(target)
 
 
 def _hooks(name: str) -> list[Any]:

@@ -21,6 +21,7 @@ import click
 
 from sampling import adminlog, codes, localtime
 from sampling.binding import keys
+from sampling.lab.models import LabResult
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -159,6 +160,9 @@ def _fields(f: dict[str, Any], tz: str) -> str:
             continue
         if k == "tested_at" and str(value).replace(".", "", 1).isdecimal():
             value = localtime.stamp(float(value) / (1000 if float(value) > 1e11 else 1), tz)
+        if k in ("was", "held") and str(value).count("|") == 4:
+            # A stored result value (outcome|ct|ct|lab|ms): said in words.
+            value = LabResult.unpack(f.get("tube") or "", str(value)).words(tz)
         out.append(f"{k.replace('_', ' ')} {value}")
     if f.get("k") == "risk":
         flags = f.get("flags") or ""

@@ -132,7 +132,17 @@ def main() -> None:
 @click.option("--host", default=None, help="Bind address (default SAMPLING_HOST or 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default SAMPLING_PORT or 8000).")
 @click.option("--workers", type=int, default=None, help="API worker processes.")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
+@click.option("--mllp-port", type=int, default=None, help="Also take HL7 v2 results over MLLP.")
+@click.option("--mllp-device", default="", help="The registered lab device the MLLP feed is.")
+@click.option("--mllp-round", default="", help="Round for MLLP results (default: latest open).")
+def serve(
+    host: str | None,
+    port: int | None,
+    workers: int | None,
+    mllp_port: int | None,
+    mllp_device: str,
+    mllp_round: str,
+) -> None:
     """Run the API (and the embedded Valkey server unless SAMPLING_REDIS_URL is set)."""
     import uvicorn
 
@@ -163,7 +173,11 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         env["SAMPLING_REDIS_URL"] = server.url
         console.print(f"[green]embedded Valkey[/] at {server.url} (data in {server.data_dir})")
     env["SAMPLING_SECRET"] = cfg.secret().hex()  # every worker hashes with the same key
+    mllp = None
     try:
+        url = server.url if server is not None else cfg.redis_url
+        mllp = _start_mllp(cfg, url, host or cfg.host, mllp_port,
+                           mllp_device, mllp_round)  # fmt: skip
         uvicorn.run(
             "sampling.api.app:create_app",
             factory=True,
@@ -177,11 +191,32 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
             timeout_graceful_shutdown=5,
         )
     finally:
+        if mllp is not None:
+            mllp.stop()
         if server is not None:
             server.stop()
             console.print("embedded Valkey stopped")
         if lock is not None:
             lock.release()
+
+
+def _start_mllp(
+    cfg: Settings, url: str, host: str, port: int | None, device: str, round_id: str
+) -> Any:
+    """The MLLP listener for ``serve --mllp-port``, or None without one."""
+    if port is None:
+        return None
+    if not device:
+        raise click.UsageError("--mllp-port needs --mllp-device: the lab device the feed is")
+    from sampling.lab.mllp import Running
+
+    try:
+        running = Running(cfg, url, host=host, port=port, device_id=device, round_id=round_id)
+        running.start()
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"[green]MLLP[/] on {host}:{port} for lab device {device}")
+    return running
 
 
 # -- rounds, sites, devices --------------------------------------------------------

@@ -71,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     silent_after: int = 15 * 60
     #: A tube received at the lab this many seconds without a result is an alarm.
     result_after: int = 4 * 60 * 60
+    #: A tube open at a sampling point this many seconds is an alarm.
+    open_after: int = 60 * 60
     #: Seconds a handheld's clock may run ahead of the server's (or behind the
     #: round's opening) before its operation times are not trusted.
     clock_skew: float = 300.0
@@ -134,6 +136,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             archive_lease=float(number("ARCHIVE_LEASE", 15.0, float)),
             silent_after=int(number("SILENT_MIN", 15, int)) * 60,
             result_after=int(number("RESULT_MIN", 240, int)) * 60,
+            open_after=int(number("OPEN_MIN", 60, int)) * 60,
             clock_skew=float(number("CLOCK_SKEW", 300.0, float)),
         )
 

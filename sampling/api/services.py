@@ -53,7 +53,7 @@ class Services:
             lane = Lane(url, timeout=settings.redis_timeout)
         boxer = Boxer(
             redis,
-            BoxingConfig.from_env(),
+            BoxingConfig.from_env().with_alarms(settings),
             waitaof=settings.durability == "waitaof",
             lane=lane,
         )

@@ -10,7 +10,9 @@
 -- KEYS[7]  {rd:R}:dev:seen         ZSET   device -> last operation (ms)
 -- KEYS[8]  {rd:R}:dev:site         HASH   device -> site
 -- KEYS[9]  {rd:R}:dev:gap          HASH   device -> sequence numbers missing below its highest
--- then three keys per operation i (0-based), at KEYS[10+3i] .. KEYS[12+3i]:
+-- KEYS[10] {rd:R}:result           HASH   tube -> packed lab result (lab; read only)
+-- KEYS[11] {rd:R}:lost             HASH   tube -> intake condition (boxing; read only)
+-- then three keys per operation i (0-based), at KEYS[12+3i] .. KEYS[14+3i]:
 --   tube record {rd:R}:t:<tube>, resident bucket {rd:R}:res:<hhhh>,
 --   risk bucket {rd:R}:risk:<hh> (the tube key again where an op has no resident)
 --
@@ -29,6 +31,10 @@
 -- round (nothing written); otherwise four values per op:
 --   status word, aux (count in the tube after the op), closed (1 when the op
 --   left the tube closed), replayed (1 when answered from the op record).
+--
+-- A re-sample binding (field 'r'..tail) holds the re-sample tube's code: a
+-- resident is re-sampled again only when that tube's result is invalid, or it has
+-- no result and intake recorded it missing or damaged (KEYS[10], KEYS[11]).
 --
 -- Op record (8 bytes at (seq-1)*8): fingerprint(6) status-index(1) aux(1),
 -- aux's high bit = closed. Refusals are recorded too, so a retry answers the same;
@@ -89,9 +95,18 @@ local function with_state(rec, hl, state, closed_at)
     .. string.sub(rec, 13)
 end
 
+-- A re-sample attempt ended without a usable result: invalid, or lost at intake
+-- (a result, when there is one, decides over the intake record).
+local function failed(prev_tube)
+  local res = redis.call('HGET', KEYS[10], prev_tube)
+  if res then return string.sub(res, 1, 8) == 'invalid|' end
+  return redis.call('HEXISTS', KEYS[11], prev_tube) == 1
+end
+
 -- The operation's time (seconds) and its clock field, set before each apply():
 -- the device's time when trusted, else the server's.
 local op_at, op_clock = now, ''
+
 local function journal(kind, seq, op, tube, resident, extra)
   if op_clock == '' then
     redis.call('XADD', KEYS[3], '*', 'k', kind, 'd', device, 'site', site, 'seq', seq,
@@ -127,17 +142,18 @@ local function apply(seq, op, kind, tkey, rkey, xkey, tube, serial, cap_arg, pur
     if state ~= 0 then return 'tube_closed', n, 1 end
     if n >= cap then return 'tube_full', n, 1 end
     local tail = string.sub(rhash, 3)
-    local field = tail
     if tpurpose == 1 then
       if not redis.call('HGET', rkey, tail) then return 'resample_without_binding', n, 0 end
-      field = 'r' .. tail
+      local prev = redis.call('HGET', rkey, 'r' .. tail)
+      if prev and not failed(prev) then return 'resident_already_sampled', n, 0 end
+      redis.call('HSET', rkey, 'r' .. tail, tube)
     else
       if cap > 1 and redis.call('HEXISTS', xkey, string.sub(rhash, 2)) == 1 then
         return 'risk_needs_single_tube', n, 0
       end
-    end
-    if redis.call('HSETNX', rkey, field, serial) == 0 then
-      return 'resident_already_sampled', n, 0
+      if redis.call('HSETNX', rkey, tail, serial) == 0 then
+        return 'resident_already_sampled', n, 0
+      end
     end
     n = n + 1
     local closed = 0
@@ -181,7 +197,7 @@ local nops = (#ARGV - 4) / 10
 -- Every operation is checked for form before the first write: Redis does not
 -- roll a script back, so an error halfway would leave half a batch applied.
 local KINDS = {open = true, scan = true, undo = true, close = true}
-if nops ~= math.floor(nops) or #KEYS ~= 9 + 3 * nops then
+if nops ~= math.floor(nops) or #KEYS ~= 11 + 3 * nops then
   return redis.error_reply('ERR apply.lua: ARGV/KEYS do not hold whole operations')
 end
 for i = 0, nops - 1 do
@@ -195,7 +211,7 @@ for i = 0, nops - 1 do
 end
 for i = 0, nops - 1 do
   local a = 5 + 10 * i
-  local k = 10 + 3 * i
+  local k = 12 + 3 * i
   local seq = tonumber(ARGV[a])
   local fp = ARGV[a + 1]
   local status, aux, closed, replayed = nil, 0, 0, 0

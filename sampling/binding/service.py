@@ -41,6 +41,7 @@ from sampling.binding.models import (
     Tube,
 )
 from sampling.binding.tube import TubeRecord
+from sampling.boxing import keys as boxing_keys
 from sampling.errors import (
     BadInput,
     BatchTooLarge,
@@ -51,6 +52,7 @@ from sampling.errors import (
     Refusal,
     Unavailable,
 )
+from sampling.lab import keys as lab_keys
 from sampling.oplog import fingerprint
 from sampling.store.client import as_bytes
 from sampling.store.scripts import Scripts, source
@@ -483,6 +485,9 @@ class Binder:
             keys.oplog(round_id, device.id),
             keys.revoked(round_id),
             *keys.activity(round_id),
+            # Read only, to let a re-sample whose tube failed be tried again.
+            lab_keys.result(round_id),
+            boxing_keys.lost(round_id),
         ]
         args: list[bytes | str | int] = [device.id, device.site, SEQ_AHEAD, SEQ_MAX]
         for i in items:
@@ -587,8 +592,24 @@ class Binder:
     async def _explain(self, round_id: str, status: str, item: _Op, aux: int) -> str:
         detail = ""
         if status == "resident_already_sampled":
-            detail = await self._where_sampled(round_id, item.rhash)
+            detail = await self._last_resample(round_id, item) or await self._where_sampled(
+                round_id, item.rhash
+            )
         return message_for(status, tube=item.tube, count=aux, detail=detail)
+
+    async def _last_resample(self, round_id: str, item: _Op) -> str:
+        """For a refused re-sample: the attempt that is still pending, in words."""
+        raw = await self._redis.get(keys.tube(round_id, item.tube))
+        if raw is None or TubeRecord(as_bytes(raw)).purpose != "resample":
+            return ""
+        bucket = keys.resident_bucket(round_id, item.rhash)
+        prev = await self._redis.hget(bucket, b"r" + item.rhash[2:])
+        if prev is None:
+            return ""
+        return (
+            f"re-sampled in tube {as_bytes(prev).decode()}, which has not come back invalid "
+            "or lost; another re-sample only after that"
+        )
 
     async def _where_sampled(self, round_id: str, rhash: bytes) -> str:
         bucket = keys.resident_bucket(round_id, rhash)

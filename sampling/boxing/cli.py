@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sampling.boxing.service import Boxer
 
 _ROUND = click.option("--round", "round_id", required=True, help="Round id.")
+_ALARMS = ("unboxed", "sealed", "transit", "intake", "open", "result")
 _JSON = click.option("--json", "as_json_", is_flag=True, help="Print JSON instead of a table.")
 
 
@@ -74,6 +75,8 @@ def timeline(code: str, round_id: str, as_json_: bool) -> None:
 @click.option("--sealed", type=int, help="Minutes a sealed box may wait for its courier.")
 @click.option("--transit", type=int, help="Minutes a box may be in transit.")
 @click.option("--intake", type=int, help="Minutes a received box may wait for intake.")
+@click.option("--open", "open_", type=int, help="Minutes a tube may stay open at a point.")
+@click.option("--result", type=float, help="Hours a received tube may wait for its result.")
 @_JSON
 def overdue(
     round_id: str,
@@ -81,17 +84,23 @@ def overdue(
     sealed: int | None,
     transit: int | None,
     intake: int | None,
+    open_: int | None,
+    result: float | None,
     as_json_: bool,
 ) -> None:
-    """What is late: tubes not boxed, boxes not picked up, in transit, intake open."""
-    given = {"unboxed": unboxed, "sealed": sealed, "transit": transit, "intake": intake}
+    """What is late: tubes not boxed, boxes not picked up, in transit, intake open,
+    tubes left open, tubes received without a result."""
+    given = {"unboxed": unboxed, "sealed": sealed, "transit": transit, "intake": intake,
+             "open": open_}  # fmt: skip
     limits = {k: v * 60 for k, v in given.items() if v is not None}
+    if result is not None:
+        limits["result"] = round(result * 3600)
     found = _with_boxer(lambda b: b.overdue(round_id, limits))
     if as_json_:
         _echo_json(found)
         return
     table = Table("alarm", "code", "since", "minutes", "site", "lab", title=f"round {round_id}")
-    for which in ("unboxed", "sealed", "transit", "intake"):
+    for which in _ALARMS:
         for late in getattr(found, which):
             table.add_row(
                 which,
@@ -102,7 +111,7 @@ def overdue(
                 late.lab or "",
             )
     Console().print(table)
-    total = sum(len(getattr(found, w)) for w in ("unboxed", "sealed", "transit", "intake"))
+    total = sum(len(getattr(found, w)) for w in _ALARMS)
     click.echo(f"{total} overdue")
 
 

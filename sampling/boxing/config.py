@@ -19,6 +19,8 @@ from sampling.settings import SettingsError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from sampling.settings import Settings
+
 
 class BoxingConfig(msgspec.Struct, frozen=True, kw_only=True):
     capacity: int = 100
@@ -27,6 +29,18 @@ class BoxingConfig(msgspec.Struct, frozen=True, kw_only=True):
     pickup_after: int = 60 * 60
     transit_after: int = 120 * 60
     intake_after: int = 60 * 60
+    #: A tube open longer than this, and a tube received without a result for longer
+    #: than this (``Settings.open_after``, ``Settings.result_after``).
+    open_after: int = 60 * 60
+    result_after: int = 4 * 3600
+
+    def with_alarms(self, settings: Settings) -> BoxingConfig:
+        """These limits with the tube alarms of ``settings``."""
+        return msgspec.structs.replace(
+            self,
+            open_after=settings.open_after,
+            result_after=settings.result_after,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> BoxingConfig:

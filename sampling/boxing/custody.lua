@@ -20,6 +20,9 @@
 -- KEYS[18] {rd:R}:boxalarm        HASH   seal|<box> -> code:ms, intake|<box> -> m:e:d:ms
 -- KEYS[19] {rd:R}:due:result      ZSET   tubes scanned at intake awaiting a result (ms)
 -- seal only: KEYS[20..] the tube record of every tube in the box, as read just before
+-- intake and intake_close only: KEYS[20] {rd:R}:lost  HASH  tube -> condition of every
+--   tube intake found damaged, leaking or missing (the binding core reads it to let a
+--   lost re-sample be tried again)
 --
 -- ARGV[1] device id  ARGV[2] device site  ARGV[3] device lab  ARGV[4] how far past its
 -- highest sequence number a device may jump  ARGV[5] highest sequence number allowed
@@ -255,6 +258,7 @@ function apply.intake()
   redis.call('HSET', IN, tube, cond .. ':' .. now .. ':' .. where .. ':' .. n)
   -- A bound tube now waits for its result (lab/record.lua takes it off).
   if where ~= 'unbound' then redis.call('ZADD', AWAIT, 'NX', now, tube) end
+  if cond ~= 'ok' then redis.call('HSET', KEYS[20], tube, cond) end
   journal('intake', 'x', cond .. ':' .. where .. ':' .. n, 'lab', lab)
   return 'ok'
 end
@@ -275,6 +279,7 @@ function apply.intake_close()
   for i = 1, #listed, 2 do
     if redis.call('HEXISTS', IN, listed[i]) == 0 then
       missing = missing + 1
+      redis.call('HSET', KEYS[20], listed[i], 'missing')
       redis.call('XADD', KEYS[2], '*', 'k', 'missing', 'd', device, 'site', site,
         'seq', ARGV[6], 'op', op, 'tube', listed[i], 'r', '', 'box', box,
         'x', tostring(residents_of(listed[i + 1])), 'lab', lab)

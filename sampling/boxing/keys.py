@@ -22,11 +22,16 @@ Keys (``R`` = round id, ``B`` = box code, ``nnn`` = 3 serial digits):
 ``{rd:R}:bt:<B>``                HASH    the box's tubes: tube -> ``residents:boxed_ms``
 ``{rd:R}:tbox:<nnn>``            HASH    tube -> the box it is in (one box per tube)
 ``{rd:R}:in:<B>``                HASH    lab intake: tube -> ``condition:ms:where:residents``
+``{rd:R}:lost``                  HASH    tube -> intake condition (``missing``,
+                                         ``damaged``, ``leaking``): read by the binding
+                                         core to allow a re-sample's next attempt
 ``{rd:R}:due:unboxed``           ZSET    closed tubes not in a box, scored closed-at ms
 ``{rd:R}:due:sealed``            ZSET    sealed boxes not picked up, scored sealed-at ms
 ``{rd:R}:due:transit``           ZSET    boxes picked up, not received, scored by pick-up
 ``{rd:R}:due:intake``            ZSET    boxes received, intake open, scored by arrival
+``{rd:R}:due:open``              ZSET    tubes still open, scored opened-at ms
 ``{rd:R}:due:cursor``            STRING  last journal id folded into ``due:unboxed``
+                                         and ``due:open``
 ``{rd:R}:due:result``            ZSET    tubes scanned at lab intake without a result
                                          yet, scored by intake ms (``lab/record.lua``
                                          removes a tube when its result is stored)
@@ -73,6 +78,7 @@ __all__ = [
     "due_cursor",
     "intake",
     "journal",
+    "lost",
     "meta",
     "oplog",
     "revoked",
@@ -101,6 +107,10 @@ def tube_box(round_id: str, tube_code: str) -> str:
 
 def intake(round_id: str, box_code: str) -> str:
     return f"{tag(round_id)}:in:{box_code}"
+
+
+def lost(round_id: str) -> str:
+    return f"{tag(round_id)}:lost"
 
 
 def due(round_id: str, which: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from msgspec import Meta
+from msgspec import Meta, field
 
 from sampling.schema import Base, Code, Ident, OpId, Seq, Text
 
@@ -198,3 +198,7 @@ class Overdue(Base, frozen=True):
     sealed: list[Late]
     transit: list[Late]
     intake: list[Late]
+    #: Tubes open longer than the limit (``open``): a tube left open at a point.
+    open: list[Late] = field(default_factory=list)
+    #: Tubes received at intake in good condition, still without a result (``result``).
+    result: list[Late] = field(default_factory=list)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from sampling.api.auth import current_device, services
 from sampling.api.headers import attachment
@@ -269,9 +269,14 @@ class BoxingController(Controller):
         sealed: FromQuery[int | None] = None,
         transit: FromQuery[int | None] = None,
         intake: FromQuery[int | None] = None,
+        open_: Annotated[int | None, QueryParameter(name="open")] = None,
+        result: FromQuery[int | None] = None,
         limit: FromQuery[int] = 200,
     ) -> Overdue:
-        """What is late against the limits (seconds; defaults from the settings)."""
-        given = {"unboxed": unboxed, "sealed": sealed, "transit": transit, "intake": intake}
+        """What is late against the limits (seconds; defaults from the settings): tubes
+        not boxed, boxes not picked up, in transit, waiting for intake, tubes left open
+        (``open``) and tubes received without a result (``result``)."""
+        given = {"unboxed": unboxed, "sealed": sealed, "transit": transit, "intake": intake,
+                 "open": open_, "result": result}  # fmt: skip
         limits = {k: v for k, v in given.items() if v is not None}
         return await boxer.overdue(round_id, limits, limit=max(1, min(limit, 5_000)))

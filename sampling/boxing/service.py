@@ -32,6 +32,7 @@ from sampling.boxing.models import (
     TubeIssue,
 )
 from sampling.errors import BadInput, Forbidden, NotDurable, NotFound, Refusal
+from sampling.lab import keys as lab_keys
 from sampling.oplog import fingerprint
 from sampling.store.scripts import Scripts, source
 
@@ -86,7 +87,7 @@ class Boxer:
         # so the client is held untyped here rather than cast at every read.
         self._redis: Any = redis
         self.config = config or BoxingConfig()
-        self._scripts = Scripts(redis, "sampling.boxing", ("custody", "unboxed"))
+        self._scripts = Scripts(redis, "sampling.boxing", ("custody", "unboxed", "unresulted"))
         self._claim = Scripts(redis, "sampling.binding", ("claim",))
         self._waitaof = waitaof
         self._lane = lane
@@ -253,6 +254,7 @@ class Boxer:
             keys.count(round_id),
             *keys.activity(round_id),
             *(keys.tube(round_id, t) for t in inside or ()),
+            *((keys.lost(round_id),) if kind in ("intake", "intake_close") else ()),
         ]
         padded = (*args, "", "", "")[:3]
         argv: list[str | int | bytes] = [
@@ -548,7 +550,8 @@ class Boxer:
     # -- overdue -----------------------------------------------------------------------
 
     async def refresh_unboxed(self, round_id: str) -> int:
-        """Fold closes and undos journalled since the last call into the unboxed index."""
+        """Fold opens, closes and undos journalled since the last call into the unboxed
+        and open-tube indexes."""
         cursor = _s(await self._redis.get(keys.due_cursor(round_id))) or "0-0"
         total = 0
         while True:
@@ -559,7 +562,9 @@ class Boxer:
                 return total
             tubes = list(
                 dict.fromkeys(
-                    f[b"tube"].decode() for _, f in page if f.get(b"k") in (b"close", b"undo")
+                    f[b"tube"].decode()
+                    for _, f in page
+                    if f.get(b"k") in (b"open", b"close", b"undo")
                 )
             )
             cursor = page[-1][0].decode()
@@ -570,6 +575,7 @@ class Boxer:
                     [
                         keys.due(round_id, "unboxed"),
                         keys.due_cursor(round_id),
+                        keys.due(round_id, "open"),
                         *(keys.tube(round_id, t) for t in chunk),
                     ],
                     [cursor, *chunk],
@@ -593,23 +599,38 @@ class Boxer:
             "sealed": cfg.pickup_after,
             "transit": cfg.transit_after,
             "intake": cfg.intake_after,
+            "open": cfg.open_after,
+            "result": cfg.result_after,
         } | (limits or {})
         if any(v < 0 for v in lim.values()):
             raise BadInput("overdue limits are seconds, zero or more", limits=lim)
         await self.refresh_unboxed(round_id)
         at = time.time() if now is None else now
         found: dict[str, list[Late]] = {}
-        for which in keys.DUE:
+        for which in (*keys.DUE, "open", "result"):
             cutoff = int((at - lim[which]) * 1000)
-            rows = await self._redis.zrangebyscore(
-                keys.due(round_id, which), "-inf", cutoff, start=0, num=limit, withscores=True
-            )
+            if which == "result":
+                flat = await self._scripts.run(
+                    "unresulted",
+                    [
+                        keys.awaiting_result(round_id),
+                        lab_keys.result(round_id),
+                        keys.lost(round_id),
+                    ],
+                    [cutoff, limit],
+                )
+                rows = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+            else:
+                rows = await self._redis.zrangebyscore(
+                    keys.due(round_id, which), "-inf", cutoff, start=0, num=limit, withscores=True
+                )
             codes_ = [c.decode() for c, _ in rows]
-            places = await (
-                self._tube_sites(round_id, codes_)
-                if which == "unboxed"
-                else self._box_places(round_id, codes_)
-            )
+            if which in ("unboxed", "open"):
+                places = await self._tube_sites(round_id, codes_)
+            elif which == "result":
+                places = await self._tube_places(round_id, codes_)
+            else:
+                places = await self._box_places(round_id, codes_)
             found[which] = [
                 Late(
                     code=c,
@@ -626,6 +647,21 @@ class Boxer:
         self, round_id: str, tubes: list[str]
     ) -> dict[str, tuple[str | None, str | None]]:
         return {t: (r.site, None) for t, r in (await self._records(round_id, tubes)).items()}
+
+    async def _tube_places(
+        self, round_id: str, tubes: list[str]
+    ) -> dict[str, tuple[str | None, str | None]]:
+        """Each tube's site and the lab of the box it came in."""
+        sites = await self._tube_sites(round_id, tubes)
+        pipe = self._redis.pipeline(transaction=False)
+        for t in tubes:
+            pipe.hget(keys.tube_box(round_id, t), t)
+        boxes = {t: _s(b) for t, b in zip(tubes, await pipe.execute(), strict=True)}
+        labs = await self._box_places(round_id, sorted({b for b in boxes.values() if b}))
+        return {
+            t: (sites.get(t, (None, None))[0], labs.get(boxes[t] or "", (None, None))[1])
+            for t in tubes
+        }
 
     async def _box_places(
         self, round_id: str, boxes: list[str]

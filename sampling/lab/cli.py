@@ -341,18 +341,7 @@ def results_orphans(round_id: str) -> None:
 
 
 def _result_words(res: LabResult | None, tz: str) -> str:
-    """A result in words: ``negative, Ct ORF1ab 31.2, lab L1, tested 2026-12-02 09:14``."""
-    from sampling import localtime
-
-    if res is None:
-        return ""
-    parts: list[str] = [res.outcome]
-    cts = (("ORF1ab", res.ct_orf1ab), ("N", res.ct_n))
-    parts += [f"Ct {name} {ct:g}" for name, ct in cts if ct is not None]
-    if res.lab:
-        parts.append(f"lab {res.lab}")
-    parts.append("tested " + localtime.stamp(res.tested_at / 1000, tz, seconds=False))
-    return ", ".join(parts)
+    return "" if res is None else res.words(tz)
 
 
 # -- reports -------------------------------------------------------------------------------------
@@ -438,8 +427,8 @@ def reconcile(round_id: str, out_dir: Path | None, as_json: bool) -> None:
     total = pl.DataFrame({"state": ["= bound"], "residents": [summary["bound"]]})
     out.print(_table(pl.concat([counts, total]), f"round {round_id}: every bound resident"))
     orders = got["resample_orders"].select(
-        "priority", "order_state", "state", "tube", "name", "phone", "grid", "building", "unit",
-        "household", "resample_tube",
+        "priority", "order", "order_state", "state", "tube", "name", "phone", "grid",
+        "building", "unit", "household", "resample_tube",
     )  # fmt: skip
     out.print(_table(orders, "re-sample orders", limit=20))
     out.print(_table(got["coverage_street"], "coverage per street"))

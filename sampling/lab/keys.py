@@ -23,6 +23,9 @@ are one single-slot script on a single Redis or a Cluster.
                                        found at the door: ``outcome|at_ms|device|tube``
 ``{rd:R}:doorcount``           HASH    door outcome -> residents recorded with it
 ``{rd:R}:doorops``             HASH    ``<device>|<op>`` -> payload fingerprint
+``{rd:R}:mllp``                HASH    ``<device>|<MSH-10>`` -> ``<ack code>|<text>``:
+                                       the answer to each MLLP message, so a
+                                       retransmission is answered again, stored once
 ``{rd:R}:t:<tube>``            STRING  the binding core's tube record (read only)
 ``{rd:R}:meta``                HASH    the binding core's round state (read only)
 ``{rd:R}:journal``             STREAM  shared with the binding core
@@ -43,6 +46,7 @@ __all__ = [
     "door_ops",
     "journal",
     "meta",
+    "mllp",
     "orphans",
     "positives",
     "result",
@@ -77,6 +81,10 @@ def door_count(round_id: str) -> str:
 
 def door_ops(round_id: str) -> str:
     return binding_keys.tag(round_id) + ":doorops"
+
+
+def mllp(round_id: str) -> str:
+    return binding_keys.tag(round_id) + ":mllp"
 
 
 def positives(round_id: str) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
+from sampling import localtime
 from sampling.schema import Base, Code, Text
 
 Outcome = Literal["negative", "positive", "invalid"]
@@ -67,6 +68,16 @@ class LabResult(Base, frozen=True, kw_only=True):
             lab=lab,
             tested_at=int(at),
         )
+
+    def words(self, tz: str) -> str:
+        """In words: ``negative, Ct ORF1ab 31.2, lab L1, tested 2026-12-02 09:14``."""
+        parts: list[str] = [self.outcome]
+        cts = (("ORF1ab", self.ct_orf1ab), ("N", self.ct_n))
+        parts += [f"Ct {name} {ct:g}" for name, ct in cts if ct is not None]
+        if self.lab:
+            parts.append(f"lab {self.lab}")
+        parts.append("tested " + localtime.stamp(self.tested_at / 1000, tz, seconds=False))
+        return ", ".join(parts)
 
 
 class RowProblem(Base, frozen=True, kw_only=True):

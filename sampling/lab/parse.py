@@ -247,110 +247,169 @@ def read_json(items: list[ResultIn], *, lab: str = "") -> Parsed:
 
 
 # -- HL7 v2 ORU^R01 -------------------------------------------------------------------
+#
+# Parsed by the ``hl7`` library: each message with the separators and escape
+# character its own MSH-1/MSH-2 declare (a lab may use other than ``|^~\&``),
+# every value unescaped (``\F\``, ``\S\``, ``\X..\`` ...) by the library.
 
 
-def _first(value: object) -> str:
-    """The first component of the first repetition of an HL7 field, as text."""
-    return str(value).split("~")[0].split("^")[0].strip()
+def _components(seg: hl7.Segment, n: int) -> list[str]:
+    """The unescaped components of field ``n``'s first repetition ([] when absent)."""
+    if n >= len(seg):
+        return []
+    rep = seg(n)(1)
+    count = len(rep) if isinstance(rep, hl7.Repetition) else 1
+    out = []
+    for c in range(1, count + 1):
+        try:
+            out.append(str(seg.extract_field(1, n, 1, c, 1)).strip())
+        except IndexError:
+            out.append("")
+    return out
 
 
-def _field(seg: hl7.Segment, n: int) -> str:
-    return str(seg[n]) if len(seg) > n else ""
+def _first(seg: hl7.Segment, n: int) -> str:
+    """The first component of the first repetition of field ``n``, unescaped."""
+    parts = _components(seg, n)
+    return parts[0] if parts else ""
 
 
-def _obx_kind(ident: str) -> str:
-    up = ident.upper()
+def _obx_kind(ident: list[str]) -> str:
+    up = " ".join(ident).upper()
     if "ORF1" in up:
         return "ct_orf1ab"
-    if re.search(r"(^|[^A-Z])N([ _]?GENE|[ _]?CT|基因)", up) or up.split("^")[0] == "N":
+    code = ident[0].upper() if ident else ""
+    if code == "N" or re.search(r"(^|[^A-Z])N([ _]?GENE|[ _]?CT|基因)", up):
         return "ct_n"
     return "outcome"
 
 
-def _obx_outcome(value: str) -> str:
-    for part in value.split("^"):
+def _obx_outcome(parts: list[str]) -> str:
+    for part in parts:
         if part.strip().lower() in _OUTCOME_WORDS:
             return part
-    return value
+    return parts[0] if parts else ""
 
 
-def split_messages(text: str) -> list[str]:
-    """The messages of an HL7 file: segments end in CR, LF or CRLF; each starts at MSH."""
-    lines = [ln for ln in re.split(r"\r\n|\r|\n", text) if ln.strip()]
-    messages: list[list[str]] = []
-    for ln in lines:
-        if ln.startswith("MSH"):
-            messages.append([])
-        if messages:
-            messages[-1].append(ln)
-    return ["\r".join(m) for m in messages]
+def _norm(text: str) -> str:
+    # The library splits segments on CR only; files often end lines in LF or CRLF.
+    return re.sub(r"\r\n|\n|\r", "\r", text.lstrip("\ufeff")).strip()
+
+
+def _trailer_count(container: hl7.Batch | hl7.File, name: str) -> int | None:
+    trailer = container.trailer
+    if trailer is None or len(trailer) < 2:
+        return None
+    text = _first(trailer, 1)
+    return int(text) if text.isdigit() else None
+
+
+def messages(text: str, out: Parsed | None = None) -> list[hl7.Message]:
+    """Every message of an HL7 text: one message, a batch (BHS..BTS) or a file
+    (FHS..FTS) of batches, read with the library's file, batch and message parsers.
+
+    A batch or file whose envelope the library refuses is read message by message
+    (``hl7.split_file``), so one bad envelope does not lose good results; a trailer
+    whose count disagrees is reported (row 0) when ``out`` is given.
+    """
+    norm = _norm(text)
+    if not norm:
+        return []
+    found: list[hl7.Message] = []
+    try:
+        if norm.startswith("FHS"):
+            file = hl7.parse_file(norm)
+            batches: list[hl7.Batch] = list(file)
+        elif norm.startswith("BHS"):
+            batches = [hl7.parse_batch(norm)]
+        else:
+            return [hl7.parse(m) for m in hl7.split_file(norm)]
+    except (hl7.HL7Exception, ValueError, IndexError) as exc:
+        if out is not None:
+            out.problems.append(RowProblem(row=0, reason=f"HL7 envelope not valid ({exc}); "
+                                           "read message by message"))  # fmt: skip
+        return [hl7.parse(m) for m in hl7.split_file(norm)]
+    for batch in batches:
+        said = _trailer_count(batch, "BTS")
+        if out is not None and said is not None and said != len(batch):
+            out.problems.append(
+                RowProblem(row=0, reason=f"batch trailer BTS-1 says {said} messages, "
+                           f"the batch holds {len(batch)}")
+            )  # fmt: skip
+        found.extend(batch)
+    return found
+
+
+def control_id(msg: hl7.Message) -> str:
+    """MSH-10, the sender's message control id (a retransmission repeats it)."""
+    return _first(msg.segment("MSH"), 10)
+
+
+def read_message(msg: hl7.Message, out: Parsed, *, lab: str = "", m: int = 1) -> None:
+    """The results of one parsed ORU^R01 message, added to ``out``."""
+    msh = msg.segment("MSH")
+    msg_lab = _first(msh, 4) or lab
+    msg_time = _first(msh, 7)
+    groups: list[dict[str, str]] = []
+    for seg in msg:
+        name = str(seg[0])
+        if name == "OBR":
+            groups.append({"tube": _first(seg, 3), "time": _first(seg, 7), "obr2": _first(seg, 2)})
+        elif not groups:
+            continue
+        elif name == "SPM":
+            tubes = [c for c in _components(seg, 2) if codes.classify(c) is codes.CodeKind.TUBE]
+            if tubes and codes.classify(groups[-1]["tube"]) is not codes.CodeKind.TUBE:
+                groups[-1]["tube"] = tubes[0]
+        elif name == "OBX":
+            kind = _obx_kind(_components(seg, 3))
+            value = _components(seg, 5)
+            groups[-1][kind] = _obx_outcome(value) if kind == "outcome" else (value or [""])[0]
+            when = _first(seg, 14)
+            if when:
+                groups[-1]["obx_time"] = when
+            performer = _first(seg, 23)
+            if performer:
+                groups[-1]["lab"] = performer
+    if not groups:
+        out.rows_in += 1
+        out.refuse(out.rows_in, f"message {m}: no OBR segment (no result in it)")
+        return
+    for g, grp in enumerate(groups, start=1):
+        out.rows_in += 1
+        tube = grp["tube"] or grp["obr2"]
+        try:
+            result = make_result(
+                tube,
+                grp.get("outcome", ""),
+                grp.get("ct_orf1ab"),
+                grp.get("ct_n"),
+                grp.get("lab") or msg_lab,
+                (grp.get("obx_time") or grp["time"] or msg_time)[:14],
+            )
+        except _RowError as exc:
+            out.refuse(out.rows_in, f"message {m}, OBR {g}: {exc}", tube)
+        else:
+            out.good.append((out.rows_in, result))
 
 
 def read_hl7(text: str, *, lab: str = "") -> Parsed:
     """ORU^R01 messages: one result per OBR group; the tube code in OBR-3 (filler
     order number) or SPM-2 (specimen id), the outcome and Ct values in OBX-5, the
-    time in OBX-14, else OBR-7, else MSH-7; the lab from MSH-4 (sending facility).
+    time in OBX-14, else OBR-7, else MSH-7; the lab from OBX-23 (performing
+    organisation), else MSH-4 (sending facility).
     """
     out = Parsed()
-    messages = split_messages(text)
-    if not messages:
+    found = messages(text, out)
+    if not found:
         out.problems.append(RowProblem(row=0, reason="no HL7 message (MSH segment) in the file"))
         return out
-    for m, raw in enumerate(messages, start=1):
+    for m, msg in enumerate(found, start=1):
         try:
-            msg = hl7.parse(raw)
+            read_message(msg, out, lab=lab, m=m)
         except (hl7.HL7Exception, IndexError, KeyError, ValueError) as exc:
             out.rows_in += 1
             out.refuse(out.rows_in, f"message {m}: not a valid HL7 message ({exc})")
-            continue
-        msh = msg.segment("MSH")
-        msg_lab = _first(_field(msh, 4)) or lab
-        msg_time = _first(_field(msh, 7))
-        groups: list[dict[str, str]] = []
-        for seg in msg:
-            name = str(seg[0])
-            if name == "OBR":
-                groups.append(
-                    {"tube": _first(_field(seg, 3)), "time": _first(_field(seg, 7)), "obr2":
-                     _first(_field(seg, 2))}
-                )  # fmt: skip
-            elif not groups:
-                continue
-            elif name == "SPM":
-                spm = [c for c in _field(seg, 2).split("^") if c.strip()]
-                tubes = [c for c in spm if codes.classify(c) is codes.CodeKind.TUBE]
-                if tubes and codes.classify(groups[-1]["tube"]) is not codes.CodeKind.TUBE:
-                    groups[-1]["tube"] = tubes[0]
-            elif name == "OBX":
-                kind = _obx_kind(_field(seg, 3))
-                value = _field(seg, 5)
-                groups[-1][kind] = _obx_outcome(value) if kind == "outcome" else _first(value)
-                when = _first(_field(seg, 14))
-                if when:
-                    groups[-1]["obx_time"] = when
-                performer = _first(_field(seg, 23))
-                if performer:
-                    groups[-1]["lab"] = performer
-        if not groups:
-            out.rows_in += 1
-            out.refuse(out.rows_in, f"message {m}: no OBR segment (no result in it)")
-            continue
-        for g, grp in enumerate(groups, start=1):
-            out.rows_in += 1
-            tube = grp["tube"] or grp["obr2"]
-            try:
-                result = make_result(
-                    tube,
-                    grp.get("outcome", ""),
-                    grp.get("ct_orf1ab"),
-                    grp.get("ct_n"),
-                    grp.get("lab") or msg_lab,
-                    (grp.get("obx_time") or grp["time"] or msg_time)[:14],
-                )
-            except _RowError as exc:
-                out.refuse(out.rows_in, f"message {m}, OBR {g}: {exc}", tube)
-            else:
-                out.good.append((out.rows_in, result))
     return out
 
 

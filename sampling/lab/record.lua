@@ -70,7 +70,8 @@ local function hold(a)
 end
 
 -- The live figures' counters for a newly stored result: outcomes, the re-sample
--- orders a positive or invalid pool makes (one per resident), re-samples resulted.
+-- orders a positive or invalid pool makes (one per resident), re-samples resulted;
+-- an invalid re-sample makes the resident's next order (binding/apply.lua lets it).
 local function counted(rec, a)
   local tube, outcome = ARGV[a], ARGV[a + 2]
   redis.call('HINCRBY', KEYS[6], 'outcome:' .. outcome, 1)
@@ -79,6 +80,7 @@ local function counted(rec, a)
   local residents = (#rec - hl) / 12
   if purpose == 1 then
     redis.call('HINCRBY', KEYS[6], 'resample_resulted', residents)
+    if outcome == 'invalid' then redis.call('HINCRBY', KEYS[6], 'resample_ordered', residents) end
   elseif outcome == 'positive' or outcome == 'invalid' then
     redis.call('HINCRBY', KEYS[6], 'resample_ordered', residents)
     if outcome == 'positive' then

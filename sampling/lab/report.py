@@ -44,6 +44,7 @@ def frames(data_dir: Path, round_id: str) -> dict[str, pl.LazyFrame]:
     rnd = sources.scan_round(data_dir, round_id)
     register = sources.scan_register(data_dir)
     states = reconcile.person_states(rnd.bindings, rnd.results, rnd.intake)
+    tries = reconcile.attempts(rnd.bindings, rnd.results, rnd.intake)
     marked = coverage.marked(register, rnd.bindings, rnd.door_outcomes)
     door_list = doors.door_list(marked)
     times = turnaround.tube_times(
@@ -60,7 +61,7 @@ def frames(data_dir: Path, round_id: str) -> dict[str, pl.LazyFrame]:
     return {
         "states": states,
         "state_counts": reconcile.state_counts(states),
-        "resample_orders": reconcile.resample_orders(states, rnd.bindings, rnd.results, register),
+        "resample_orders": reconcile.resample_orders(tries, rnd.results, register),
         "coverage_street": coverage.coverage(marked, ["street"]),
         "coverage_community": coverage.coverage(marked, ["street", "community"]),
         "coverage_grid": coverage.coverage(marked, ["street", "community", "grid"]),

@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+import msgspec
 import polars as pl
 
+from sampling.archive import ROUND_FILE
 from sampling.lab.archive import DOORS_FILE, DOORS_SCHEMA, RESULTS_FILE, RESULTS_SCHEMA
 from sampling.lab.register import REGISTER_FILE, rkey
 from sampling.lab.register import SCHEMA as REGISTER_SCHEMA
@@ -74,6 +76,10 @@ def scan(path: Path, schema: pl.Schema) -> pl.LazyFrame:
     return conform(pl.scan_parquet(path), schema)
 
 
+class _Created(msgspec.Struct):
+    created_at: float
+
+
 @dataclass(frozen=True)
 class Round:
     """The archived Parquet of one round, as lazy frames."""
@@ -120,8 +126,22 @@ def scan_register(data_dir: Path) -> pl.LazyFrame:
     return scan(path, REGISTER_SCHEMA)
 
 
+def round_created(data_dir: Path, round_id: str) -> float:
+    """When the round was created (Unix seconds): from the archived ``round.json``,
+    else (an archive from before it was written) the round's first scan, else 0."""
+    base = archive_dir(data_dir, round_id)
+    meta = base / ROUND_FILE
+    if meta.exists():
+        return float(msgspec.json.decode(meta.read_bytes(), type=_Created).created_at)
+    first = scan(base / "bindings.parquet", SCHEMAS["bindings"]).select(pl.col("scanned_at").min())
+    ms = first.collect().item()
+    return 0.0 if ms is None else ms / 1000
+
+
 def archived_rounds(data_dir: Path) -> list[str]:
+    """The archived rounds in the order they were created (ties: by name)."""
     base = data_dir / "archive"
     if not base.is_dir():
         return []
-    return sorted(p.name for p in base.iterdir() if (p / "bindings.parquet").exists())
+    names = [p.name for p in base.iterdir() if (p / "bindings.parquet").exists()]
+    return sorted(names, key=lambda r: (round_created(data_dir, r), r))

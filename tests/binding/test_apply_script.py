@@ -18,6 +18,8 @@ from sampling import codes
 from sampling.binding import keys
 from sampling.binding.service import SEQ_AHEAD, SEQ_MAX
 from sampling.binding.tube import TubeRecord
+from sampling.boxing import keys as boxing_keys
+from sampling.lab import keys as lab_keys
 from sampling.oplog import fingerprint
 from sampling.store.scripts import source
 from tests.binding import snapshot
@@ -105,6 +107,8 @@ class Apply:
             keys.oplog(round_id, device),
             keys.revoked(round_id),
             *keys.activity(round_id),
+            lab_keys.result(round_id),
+            boxing_keys.lost(round_id),
         ]
         args: list[bytes | str | int] = [device, site, ahead, seq_max]
         for o in ops:
@@ -439,12 +443,40 @@ def test_resample_ok_and_once(ap: Apply, r: redis.Redis, s: Seq) -> None:
     ok(ap.one(Op(s(), "open", 2, cap=1, purpose=1)))
     ok(ap.one(Op(s(), "scan", 2, rh(1))), 1, closed=1)
     assert ap.bound(rh(1)) == b"1"
-    assert ap.bound(rh(1), resample=True) == b"2"
+    assert ap.bound(rh(1), resample=True) == tc(2).encode()
     assert r.hkeys(keys.resident_bucket(R, rh(1))) == [rh(1)[2:], b"r" + rh(1)[2:]]
     assert ap.counters()["bound"] == 1
     assert ap.counters()["resampled"] == 1
     ok(ap.one(Op(s(), "open", 3, cap=1, purpose=1)))
     assert ap.one(Op(s(), "scan", 3, rh(1))).status == "resident_already_sampled"
+
+
+def test_resample_again_only_after_a_failed_attempt(ap: Apply, r: redis.Redis, s: Seq) -> None:
+    """Attempt 2 needs attempt 1 invalid; attempt 3 needs attempt 2 lost at intake;
+    a result decides over a lost mark, and a negative attempt ends the chain."""
+    ok(ap.one(Op(s(), "open", 1, cap=5)))
+    ok(ap.one(Op(s(), "scan", 1, rh(1))), 1)
+    for t in (2, 3, 4, 5):
+        ok(ap.one(Op(s(), "open", t, cap=1, purpose=1)))
+    ok(ap.one(Op(s(), "scan", 2, rh(1))), 1, closed=1)
+    # attempt 1 has no result yet: no second attempt
+    assert ap.one(Op(s(), "scan", 3, rh(1))).status == "resident_already_sampled"
+    r.hset(lab_keys.result(R), tc(2), "negative||||1")
+    assert ap.one(Op(s(), "scan", 3, rh(1))).status == "resident_already_sampled"
+    r.hset(lab_keys.result(R), tc(2), "invalid||||1")
+    ok(ap.one(Op(s(), "scan", 3, rh(1))), 1, closed=1)
+    assert ap.bound(rh(1), resample=True) == tc(3).encode()
+    # attempt 2 (tube 3) missing at intake: attempt 3 may be bound
+    assert ap.one(Op(s(), "scan", 4, rh(1))).status == "resident_already_sampled"
+    r.hset(boxing_keys.lost(R), tc(3), "missing")
+    ok(ap.one(Op(s(), "scan", 4, rh(1))), 1, closed=1)
+    # attempt 3 lost, but a result came after all: the result decides
+    r.hset(boxing_keys.lost(R), tc(4), "damaged")
+    r.hset(lab_keys.result(R), tc(4), "positive|20|21|L1|1")
+    assert ap.one(Op(s(), "scan", 5, rh(1))).status == "resident_already_sampled"
+    assert ap.counters()["resampled"] == 3
+    scans = [e["tube"] for e in ap.journal() if e["k"] == "scan"]
+    assert scans == [tc(1), tc(2), tc(3), tc(4)]
 
 
 # -- undo ------------------------------------------------------------------------

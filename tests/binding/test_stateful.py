@@ -466,8 +466,9 @@ class BindingMachine(RuleBasedStateMachine):
         for code, rec in recs.items():
             for h, _ in rec.members:
                 prefix = b"r" if rec.purpose == "resample" else b""
-                want[(keys.resident_bucket(R, h), prefix + h[2:])] = str(
-                    codes.tube_number(code)
+                # a pool binding holds the tube's serial, a re-sample its code
+                want[(keys.resident_bucket(R, h), prefix + h[2:])] = (
+                    code if prefix else str(codes.tube_number(code))
                 ).encode()
         got: dict[tuple[str, bytes], bytes] = {}
         pattern = keys.resident_bucket(R, b"\0\0")[:-4].replace("{", "\\{").replace("}", "\\}")

@@ -6,7 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from sampling.boxing import keys
 from sampling.settings import Settings
 from sampling.store.embedded import EmbeddedServer
 from tests.boxing.field import NEVER_BOUND, Field, new_box, problem
@@ -200,7 +202,7 @@ def test_receive_refusals_and_wrong_lab(f: Field) -> None:
     problem(f.intake(box, f.tube(), token=f.lab_b), 403, "wrong_lab")
 
 
-def test_intake_discrepancies(f: Field) -> None:
+def test_intake_discrepancies(f: Field, r: redis.Redis) -> None:
     box, (t1, t2, t3) = f.delivered(tubes=3, n=2)
     elsewhere, (t_other, _) = f.sealed_box()
     unboxed = f.tube(n=4)
@@ -224,6 +226,9 @@ def test_intake_discrepancies(f: Field) -> None:
     assert extra[NEVER_BOUND]["where"] == "unbound"
     assert extra[NEVER_BOUND]["residents"] == 0
     assert sorted(x["tube"] for x in d["damaged"]) == sorted([t2, unboxed])
+    # the lost index the binding core reads to let a lost re-sample be tried again
+    lost = {k.decode(): v.decode() for k, v in r.hgetall(keys.lost(f.round)).items()}
+    assert lost == {t2: "leaking", unboxed: "damaged", t3: "missing"}
     # t3 (2) + t2 (2) + t_other (3) + unboxed (4) + unbound (0)
     assert d["residents_affected"] == 11
     for issue in (*d["missing"], *d["extra"], *d["damaged"]):

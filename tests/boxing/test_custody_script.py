@@ -157,10 +157,15 @@ def test_unboxed_index_follows_tube_records(run: Script, r: redis.Redis) -> None
     r.set(keys.tube(R, closed), record(1, closed=1_700_000_100))
     r.set(keys.tube(R, reopened), record(0))
     r.zadd(keys.due(R, "unboxed"), {reopened: 1, gone: 1})
-    ks = [keys.due(R, "unboxed"), keys.due_cursor(R)]
+    r.zadd(keys.due(R, "open"), {closed: 1, gone: 1})
+    ks = [keys.due(R, "unboxed"), keys.due_cursor(R), keys.due(R, "open")]
     ks += [keys.tube(R, t) for t in (closed, reopened, gone)]
     assert run.unboxed(ks, ["5-0", closed, reopened, gone]) == 1
     assert r.zrange(keys.due(R, "unboxed"), 0, -1, withscores=True) == [
         (closed.encode(), 1_700_000_100_000.0)
+    ]
+    # the open index holds the open tube at its opening time, and nothing else
+    assert r.zrange(keys.due(R, "open"), 0, -1, withscores=True) == [
+        (reopened.encode(), 1_699_999_940_000.0)
     ]
     assert r.get(keys.due_cursor(R)) == b"5-0"

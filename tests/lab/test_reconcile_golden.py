@@ -19,8 +19,9 @@ def _h(n: int) -> str:
 
 # Residents 1-12. Household labels: 9 vacant, 10 away, 11 elderly alone,
 # 12 home isolation. Tubes: A (1-3) negative, B (4-5) positive, C (6) invalid,
-# D (7) missing at intake, E (8) no result yet. 9-12 not bound; 4 re-sampled
-# in tube F, which has its own result.
+# D (7) missing at intake, E (8) no result yet. 9-12 not bound. Re-samples: 4 in
+# tube F (negative); 6 in G (invalid), then again in H (no result yet); 7 in I,
+# missing at intake too.
 REGISTER = pl.DataFrame(
     {
         "resident": [f"R{n:017d}" for n in range(1, 13)],
@@ -42,31 +43,32 @@ REGISTER = pl.DataFrame(
 ).with_columns(rkey())  # fmt: skip
 BINDINGS = pl.DataFrame(
     {
-        "rhash": [_h(n) for n in (1, 2, 3, 4, 5, 6, 7, 8, 4)],
-        "tube": ["A", "A", "A", "B", "B", "C", "D", "E", "F"],
-        "site": ["P1"] * 9,
-        "device": ["d1"] * 9,
-        "scanned_at": [3_600_000 * h for h in (1, 1, 1, 2, 2, 2, 3, 3, 5)],
-        "purpose": ["pool"] * 8 + ["resample"],
+        "rhash": [_h(n) for n in (1, 2, 3, 4, 5, 6, 7, 8, 4, 6, 7, 6)],
+        "tube": ["A", "A", "A", "B", "B", "C", "D", "E", "F", "H", "I", "G"],
+        "site": ["P1"] * 12,
+        "device": ["d1"] * 12,
+        "scanned_at": [3_600_000 * h for h in (1, 1, 1, 2, 2, 2, 3, 3, 5, 7, 5, 5)],
+        "purpose": ["pool"] * 8 + ["resample"] * 4,
     }
 )
 JOURNAL = pl.DataFrame(
     {
-        "id": ["1-0", "2-0", "3-0", "4-0", "5-0"],
-        "ts": [1, 2, 3, 4, 5],
-        "k": ["result", "result", "result", "result", "result_held"],
-        "d": ["lab1"] * 5,
-        "tube": ["A", "B", "C", "F", "A"],
-        "outcome": ["negative", "positive", "invalid", "negative", "positive"],
-        "ct_orf1ab": ["", "22.5", "", "", "30"],
-        "ct_n": ["", "24", "", "", "31"],
-        "lab": ["L1"] * 5,
-        "tested_at": ["100", "200", "300", "400", "500"],
+        "id": ["1-0", "2-0", "3-0", "4-0", "5-0", "6-0"],
+        "ts": [1, 2, 3, 4, 5, 6],
+        "k": ["result", "result", "result", "result", "result_held", "result"],
+        "d": ["lab1"] * 6,
+        "tube": ["A", "B", "C", "F", "A", "G"],
+        "outcome": ["negative", "positive", "invalid", "negative", "positive", "invalid"],
+        "ct_orf1ab": ["", "22.5", "", "", "30", ""],
+        "ct_n": ["", "24", "", "", "31", ""],
+        "lab": ["L1"] * 6,
+        "tested_at": ["100", "200", "300", "400", "500", "600"],
     }
 )
 INTAKE = pl.DataFrame(
-    {"box": ["X"] * 4, "tube": ["A", "B", "C", "D"],
-     "status": ["received", "received", "received", "missing"], "residents": [3, 2, 1, 1]}
+    {"box": ["X"] * 4 + ["Y"] * 2, "tube": ["A", "B", "C", "D", "G", "I"],
+     "status": ["received", "received", "received", "missing", "received", "missing"],
+     "residents": [3, 2, 1, 1, 1, 1]}
 )  # fmt: skip
 
 
@@ -86,45 +88,61 @@ def test_results_materialized_from_result_entries_only(data_dir: Path) -> None:
     got = pl.read_parquet(data_dir / "archive" / "r1" / "results.parquet").sort("tube")
     want = pl.DataFrame(
         {
-            "tube": ["A", "B", "C", "F"],
-            "outcome": ["negative", "positive", "invalid", "negative"],
-            "ct_orf1ab": [None, 22.5, None, None],
-            "ct_n": [None, 24.0, None, None],
-            "lab": ["L1"] * 4,
-            "tested_at": [100, 200, 300, 400],
+            "tube": ["A", "B", "C", "F", "G"],
+            "outcome": ["negative", "positive", "invalid", "negative", "invalid"],
+            "ct_orf1ab": [None, 22.5, None, None, None],
+            "ct_n": [None, 24.0, None, None, None],
+            "lab": ["L1"] * 5,
+            "tested_at": [100, 200, 300, 400, 600],
         }
     )
     assert_frame_equal(got, want)
 
 
-def test_person_states(data_dir: Path) -> None:
+def test_person_states_are_the_latest_attempts(data_dir: Path) -> None:
     rnd = sources.scan_round(data_dir, "r1")
     got = reconcile.person_states(rnd.bindings, rnd.results, rnd.intake).collect().sort("rhash")
+    # 4: pool positive, re-sample negative; 6: invalid, invalid, awaiting; 7: lost twice.
     want = pl.DataFrame(
         {"rhash": [_h(n) for n in range(1, 9)],
-         "state": ["negative"] * 3 + ["positive"] * 2 + ["invalid", "lost", "awaiting"]},
+         "tube": ["A", "A", "A", "B", "B", "C", "D", "E"],
+         "attempt": [0, 0, 0, 1, 0, 2, 1, 0],
+         "state": ["negative"] * 4 + ["positive", "awaiting", "lost", "awaiting"]},
         schema_overrides={"state": reconcile.STATE_DTYPE},
     )  # fmt: skip
-    assert_frame_equal(got.select("rhash", "state"), want)
+    assert_frame_equal(got.select("rhash", "tube", "attempt", "state"), want)
     counts = reconcile.state_counts(reconcile.person_states(rnd.bindings, rnd.results,
                                                             rnd.intake)).collect()  # fmt: skip
-    assert counts["residents"].to_list() == [3, 2, 1, 1, 1]
+    assert counts["residents"].to_list() == [4, 1, 0, 1, 2]
+
+
+def test_attempts_numbered_in_scan_order(data_dir: Path) -> None:
+    rnd = sources.scan_round(data_dir, "r1")
+    got = reconcile.attempts(rnd.bindings, rnd.results, rnd.intake).collect()
+    six = got.filter(pl.col("rhash") == _h(6)).sort("attempt")
+    assert six.select("attempt", "tube", "state").rows() == [
+        (0, "C", "invalid"), (1, "G", "invalid"), (2, "H", "awaiting"),
+    ]  # fmt: skip
 
 
 def test_resample_orders_tracked(data_dir: Path) -> None:
     got = report.collect(data_dir, "r1", ["resample_orders"])["resample_orders"]
-    got = got.select("priority", "order_state", "state", "name", "resample_tube",
-                     "resample_outcome").sort("name")  # fmt: skip
+    got = got.select("priority", "name", "order", "order_state", "state", "tube",
+                     "resample_tube", "resample_outcome")  # fmt: skip
+    # Urgent first, then by address (building in text order); each failed attempt has
+    # its own numbered order, tracked to closure.
     want = pl.DataFrame(
         {
-            "priority": ["urgent", "urgent", "normal", "normal"],
-            "order_state": ["resulted", "open", "open", "open"],
-            "state": ["positive", "positive", "invalid", "lost"],
-            "name": ["居民4", "居民5", "居民6", "居民7"],
-            "resample_tube": ["F", None, None, None],
-            "resample_outcome": ["negative", None, None, None],
+            "priority": ["urgent", "urgent"] + ["normal"] * 4,
+            "name": ["居民5", "居民4", "居民6", "居民6", "居民7", "居民7"],
+            "order": [1, 1, 1, 2, 1, 2],
+            "order_state": ["open", "resulted", "resulted", "sampled", "lost", "open"],
+            "state": ["positive", "positive", "invalid", "invalid", "lost", "lost"],
+            "tube": ["B", "B", "C", "G", "D", "I"],
+            "resample_tube": [None, "F", "G", "H", "I", None],
+            "resample_outcome": [None, "negative", "invalid", None, None, None],
         },
-        schema_overrides={"state": reconcile.STATE_DTYPE},
+        schema_overrides={"state": reconcile.STATE_DTYPE, "order": pl.Int64},
     )
     assert_frame_equal(got, want)
 
