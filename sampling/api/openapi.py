@@ -159,25 +159,6 @@ def _strict_names() -> set[str]:
     return strict - loose
 
 
-def _tuples_as_prefix_items(schema: Any) -> None:
-    """Litestar writes a fixed-length tuple as ``items: [a, b]`` (OpenAPI 3.0 style),
-    which OpenAPI 3.1 (JSON Schema 2020-12) refuses; say it as ``prefixItems``."""
-    if isinstance(schema, list):
-        for part in schema:
-            _tuples_as_prefix_items(part)
-        return
-    if not isinstance(schema, Schema):
-        return
-    items: Any = schema.items  # typed as one schema; Litestar puts a list here for tuples
-    if isinstance(items, list):
-        schema.prefix_items = items
-        schema.items = None
-    for part in (schema.prefix_items, schema.items, schema.any_of, schema.one_of, schema.all_of):
-        _tuples_as_prefix_items(part)
-    for prop in (schema.properties or {}).values():
-        _tuples_as_prefix_items(prop)
-
-
 def document(app: Litestar) -> None:
     """Add roles, problem responses, security and strictness to ``app``'s OpenAPI document."""
     openapi = app.openapi_schema
@@ -186,7 +167,6 @@ def document(app: Litestar) -> None:
     schemas[PROBLEM] = _problem_schema()
     strict = _strict_names()
     for name, schema in schemas.items():
-        _tuples_as_prefix_items(schema)
         if isinstance(schema, Schema) and name in strict:
             schema.additional_properties = False
     opts = _handlers(app)

@@ -133,12 +133,17 @@ class OpResult(Base, frozen=True):
     clock: Clock = "server"
 
 
+#: A run of unused sequence numbers, ``[first, last]``. A two-item list rather than a
+#: tuple: OpenAPI 3.1 has no tuple schema that every client reads.
+Gap = Annotated[list[int], Meta(min_length=2, max_length=2)]
+
+
 class BatchResult(Base, frozen=True):
     results: list[OpResult]
     applied: int
     refused: int
     #: Sequence numbers below the device's highest that no operation has used.
-    gaps: list[tuple[int, int]]
+    gaps: list[Gap]
 
 
 class DeviceProgress(Base, frozen=True):
@@ -153,7 +158,7 @@ class DeviceProgress(Base, frozen=True):
     #: The highest sequence number with an op record; 0 when none.
     highest: int
     #: Unused numbers below ``highest`` (first, last), the latest hundred runs.
-    gaps: list[tuple[int, int]]
+    gaps: list[Gap]
 
 
 class TubeMember(Base, frozen=True):

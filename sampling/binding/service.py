@@ -282,7 +282,10 @@ class Binder:
         refused = sum(r.status != "ok" for r in results)
         gaps = await self.gaps(round_id, device.id)
         return BatchResult(
-            results=results, applied=len(results) - refused, refused=refused, gaps=gaps
+            results=results,
+            applied=len(results) - refused,
+            refused=refused,
+            gaps=[[a, b] for a, b in gaps],
         )
 
     async def progress(self, round_id: str, device_id: str) -> DeviceProgress:
@@ -292,7 +295,7 @@ class Binder:
             device=device_id,
             round=round_id,
             highest=highest,
-            gaps=await self.gaps(round_id, device_id),
+            gaps=[[a, b] for a, b in await self.gaps(round_id, device_id)],
         )
 
     async def gaps(

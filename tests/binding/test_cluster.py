@@ -180,8 +180,9 @@ def test_cluster_journal_and_state_land_on_the_round_node(
     node = cr.get_node_from_key(keys.meta("r1"))
     direct = redis.Redis(host=node.host, port=node.port)
     try:
-        # ok: open, 3 scans, undo, close, batch: 2 opens + 2 scans (each closing)
-        assert direct.xlen(keys.journal("r1")) == 1 + 3 + 1 + 1 + 2 + 2 * 2
+        # set-up (issue 11.7): the round's creation and its 2 risk flags; then ok:
+        # open, 3 scans, undo, close, batch: 2 opens + 2 scans (each closing)
+        assert direct.xlen(keys.journal("r1")) == 1 + 2 + 1 + 3 + 1 + 1 + 2 + 2 * 2
         assert direct.exists(keys.tube("r1", tube(1)))
     finally:
         direct.close()

@@ -335,8 +335,8 @@ def test_results_dry_run_then_real_then_a_held_result_resolved_and_audited(
     entries = audit(settings, "tube", t1)
     decision = [e for e in entries if e["kind"] == "result_resolved"]
     assert len(decision) == 1 and decision[0]["device"] == "sup1"
-    assert "decision=held" in decision[0]["detail"]
-    assert "reason=复检确认阳性 second run confirms" in decision[0]["detail"]
+    assert "decision held" in decision[0]["detail"]
+    assert "reason 复检确认阳性 second run confirms" in decision[0]["detail"]
 
 
 def archive_now(settings: Settings) -> None:
