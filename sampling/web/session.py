@@ -137,8 +137,10 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
 
 def unauthenticated(request: Request[Any, Any, Any], exc: AuthError) -> Response[Any]:
     if request.headers.get("hx-request") or request.headers.get("accept") == "text/event-stream":
-        # htmx follows HX-Redirect; an event stream just ends and the page reloads.
-        return signed_out(Response(b"", status_code=401, headers={"HX-Redirect": LOGIN_URL}))
+        # htmx follows HX-Redirect; an event stream just ends and the page goes to the
+        # login page itself. The cookie stays until that navigation, so the login page
+        # can say the sign-in expired rather than greet a stranger.
+        return Response(b"", status_code=401, headers={"HX-Redirect": f"{LOGIN_URL}?expired=1"})
     had = bool(request.cookies.get(TOKEN_COOKIE))
     if request.url.path.startswith("/ui/scan"):
         # A handheld signs in by pairing, not by pasting a token.

@@ -14,6 +14,9 @@
 "use strict";
 (() => {
   const cfg = JSON.parse(document.getElementById("scan-config").textContent);
+  // A scan shown as done must survive the browser closing or the phone dying:
+  // Chromium's default ("relaxed") reports a write done before it reaches disk.
+  const STRICT = { durability: "strict" };
   const words = cfg.words;
   const $ = (id) => document.getElementById(id);
   const say = (key, vals) =>
@@ -60,7 +63,7 @@
     return row ? row.v : undefined;
   }
   async function metaPut(k, v) {
-    const tx = db.transaction("meta", "readwrite");
+    const tx = db.transaction("meta", "readwrite", STRICT);
     tx.objectStore("meta").put({ k, v });
     await done(tx);
   }
@@ -84,7 +87,7 @@
   // One transaction: take the next number, store the op and the tube in hand.
   async function record(fields, tubeAfter) {
     const round = state.round;
-    const tx = db.transaction(["ops", "meta"], "readwrite");
+    const tx = db.transaction(["ops", "meta"], "readwrite", STRICT);
     const meta = tx.objectStore("meta");
     const last = (await got(meta.get(seqKey(round)))) || { v: 0 };
     const seq = last.v + 1;
@@ -274,7 +277,7 @@
   }
 
   async function answered(batch, results) {
-    const tx = db.transaction(["ops", "meta"], "readwrite");
+    const tx = db.transaction(["ops", "meta"], "readwrite", STRICT);
     const store = tx.objectStore("ops");
     const refusals = [];
     results.forEach((res, i) => {
@@ -423,7 +426,7 @@
   }
 
   async function resolve(o) {
-    const tx = db.transaction("ops", "readwrite");
+    const tx = db.transaction("ops", "readwrite", STRICT);
     tx.objectStore("ops").put({ ...o, state: "resolved" });
     await done(tx);
     await refreshCounts();
@@ -550,7 +553,7 @@
     if (!state.round) return;
     try {
       const seen = await call("GET", `/v1/rounds/${state.round}/seq`);
-      const tx = db.transaction("meta", "readwrite");
+      const tx = db.transaction("meta", "readwrite", STRICT);
       const meta = tx.objectStore("meta");
       const mine = (await got(meta.get(seqKey(state.round)))) || { v: 0 };
       if (seen.highest > mine.v) meta.put({ k: seqKey(state.round), v: seen.highest });
