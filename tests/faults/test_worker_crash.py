@@ -5,18 +5,15 @@ exactly once: counters, tube records and journal agree with the client's ledger.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 import pytest
 import redis
 
@@ -24,51 +21,12 @@ from sampling.api.services import Services
 from sampling.binding import keys
 from sampling.binding.tube import TubeRecord
 from sampling.store.embedded import EmbeddedServer, free_port
-from tests.conftest import SECRET
 from tests.faults.conftest import ROUND, fault_settings, person, setup_round, tube_code
+from tests.workers import serve_workers, stop_workers, worker_pids
 
 DEVICES = 4
 BATCHES = 8  # per device
 TUBES_PER_BATCH = 5  # each: an open and 9 scans
-
-
-def _workers(proc: subprocess.Popen[bytes]) -> list[psutil.Process]:
-    out = []
-    for child in psutil.Process(proc.pid).children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if "spawn_main" in " ".join(child.cmdline()):
-                out.append(child)
-    return out
-
-
-def _serve(server: EmbeddedServer, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SAMPLING_REDIS_URL": server.url,
-        "SAMPLING_DATA_DIR": str(data_dir),
-        "SAMPLING_SECRET": SECRET,
-        "SAMPLING_DEVICE_RATE": "100000",
-        # This test reads the journal in Redis afterwards: no archiver trims it.
-        "SAMPLING_ARCHIVER": "0",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sampling.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "sampling serve exited"
-        with contextlib.suppress(httpx.TransportError):
-            if (
-                httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-                and len(_workers(proc)) == 2
-            ):
-                return proc
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("sampling serve did not become ready")
 
 
 def _batch(device: int, b: int) -> dict[str, Any]:
@@ -131,9 +89,9 @@ async def _kill_one(proc: subprocess.Popen[bytes], done: list[int], killed: list
     while done[0] < DEVICES:  # each device has had a batch through
         await asyncio.sleep(0.005)
     await asyncio.sleep(0.05)
-    victim = _workers(proc)[0]
-    os.kill(victim.pid, signal.SIGKILL)
-    killed.append(victim.pid)
+    victim = worker_pids(proc)[0]
+    os.kill(victim, signal.SIGKILL)
+    killed.append(victim)
 
 
 @pytest.mark.slow
@@ -156,7 +114,10 @@ def test_worker_killed_mid_upload(own_server: EmbeddedServer, short_dir: Path) -
 
     tokens = asyncio.run(prepare())
     port = free_port()
-    proc = _serve(own_server, short_dir, port)
+    # This test reads the journal in Redis afterwards: no archiver trims it.
+    proc = serve_workers(
+        own_server, short_dir, port, SAMPLING_DEVICE_RATE="100000", SAMPLING_ARCHIVER="0"
+    )
     failures: Counter[str] = Counter()
     killed: list[int] = []
     try:
@@ -171,13 +132,7 @@ def test_worker_killed_mid_upload(own_server: EmbeddedServer, short_dir: Path) -
 
         answers = asyncio.run(asyncio.wait_for(run(), 120))
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            for w in _workers(proc):
-                w.kill()
-            proc.kill()
+        stop_workers(proc)
     assert killed
     print(f"\n[worker crash] killed pid {killed[0]}; client saw {dict(failures)}")
     # Every operation succeeded once; a retried batch answers from the op record.

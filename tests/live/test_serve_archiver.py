@@ -4,17 +4,13 @@ SIGKILLed another takes the lease within two lease periods and archives on."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import psutil
 import pytest
 import redis
 
@@ -23,8 +19,8 @@ from sampling.auth.models import DeviceIn
 from sampling.binding import keys as bkeys
 from sampling.live import keys
 from sampling.store.embedded import free_port
-from tests.conftest import SECRET
 from tests.faults.conftest import ROUND, fault_settings, person, setup_round, tube_code
+from tests.workers import serve_workers, stop_workers, worker_pids
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -33,45 +29,6 @@ if TYPE_CHECKING:
 
 LEASE = 1.5
 EVERY = 0.5
-
-
-def _workers(proc: subprocess.Popen[bytes]) -> list[int]:
-    out = []
-    for child in psutil.Process(proc.pid).children(recursive=True):
-        with contextlib.suppress(psutil.Error):
-            if "spawn_main" in " ".join(child.cmdline()):
-                out.append(child.pid)
-    return out
-
-
-def _serve(server: EmbeddedServer, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "SAMPLING_REDIS_URL": server.url,
-        "SAMPLING_DATA_DIR": str(data_dir),
-        "SAMPLING_SECRET": SECRET,
-        "SAMPLING_ARCHIVE_EVERY": str(EVERY),
-        "SAMPLING_ARCHIVE_LEASE": str(LEASE),
-    }
-    env.pop("SAMPLING_ARCHIVER", None)  # serve turns it on
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sampling.cli", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "sampling serve exited"
-        with contextlib.suppress(httpx.TransportError):
-            if (
-                httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
-                and len(_workers(proc)) == 2
-            ):
-                return proc
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("sampling serve did not become ready")
 
 
 def _batch(first_seq: int, n: int) -> dict[str, Any]:
@@ -121,7 +78,14 @@ def test_serve_archives_and_a_new_leader_takes_over(
     r = redis.Redis.from_url(own_server.url)
     out = short_dir / "archive" / ROUND
     port = free_port()
-    proc = _serve(own_server, short_dir, port)
+    proc = serve_workers(
+        own_server,
+        short_dir,
+        port,
+        SAMPLING_ARCHIVE_EVERY=str(EVERY),
+        SAMPLING_ARCHIVE_LEASE=str(LEASE),
+        SAMPLING_ARCHIVER="",  # serve turns it on
+    )
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
     try:
         resp = http.post(
@@ -153,7 +117,7 @@ def test_serve_archives_and_a_new_leader_takes_over(
         holder = r.get(keys.LEASE)
         assert holder is not None
         leader = int(holder.decode().split(":")[1])
-        assert leader in _workers(proc)
+        assert leader in worker_pids(proc)
         os.kill(leader, signal.SIGKILL)
 
         def new_leader() -> bool:
@@ -183,14 +147,7 @@ def test_serve_archives_and_a_new_leader_takes_over(
         _wait("archive after takeover", archived_after_kill, 10 * EVERY + 2 * LEASE)
     finally:
         http.close()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            for pid in _workers(proc):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            proc.kill()
+        stop_workers(proc)
     # Every scan is in the archive once: two tubes of five.
     import polars as pl
 
