@@ -14,15 +14,15 @@ the cursor back.
 The round's registry record is written beside the tables (``round.json``), so
 reports can order rounds by creation time.
 
-Then each domain that keeps tables derives them from the whole journal
-(``materialize(journal, out_dir)`` in ``sampling.<domain>.archive``). A domain
-that indexes the live journal reads it first (``before_trim(redis, round)``).
+Then each domain that keeps tables derives them from the whole journal (the
+explicit list ``MATERIALIZERS``: ``materialize(journal, out_dir)`` of each
+``sampling.<domain>.archive``). A domain that indexes the live journal reads it
+first (``BEFORE_TRIM``: ``before_trim(redis, round)``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,20 +30,34 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import polars as pl
 
+from sampling.binding import archive as binding_archive
 from sampling.binding import keys
 from sampling.binding.models import Round
+from sampling.boxing import archive as boxing_archive
 from sampling.errors import Unavailable
+from sampling.lab import archive as lab_archive
 from sampling.store.client import as_bytes
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
     from pathlib import Path
 
     from sampling.live.lease import Lease
     from sampling.store.client import AnyRedis
 
-#: Domains whose ``archive.materialize`` derives tables from the journal.
-DOMAINS = ("sampling.binding", "sampling.boxing", "sampling.lab")
+#: Each domain's derivation of its tables from the whole journal, in order (the
+#: lab's tables read none of the others', but a reader expects binding first).
+#: An explicit list: a domain added without its hook here is a visible omission,
+#: not a module silently skipped.
+MATERIALIZERS: tuple[Callable[[pl.LazyFrame, Path], None], ...] = (
+    binding_archive.materialize,
+    boxing_archive.materialize,
+    lab_archive.materialize,
+)
+#: Domains that index the live journal before it is trimmed from Redis.
+BEFORE_TRIM: tuple[Callable[[AnyRedis, str], Awaitable[None]], ...] = (
+    boxing_archive.before_trim,
+)
 #: Fields kept as hex: binary keyed hashes.
 _BINARY = frozenset({"r"})
 CHUNK = 50_000
@@ -133,7 +147,7 @@ async def _drain(
                 round=round_id,
             )
         # Domains that index the live journal read it before any of it goes.
-        for hook in _hooks("before_trim"):
+        for hook in BEFORE_TRIM:
             await hook(redis, round_id)
         # A trim interrupted last time is finished before reading on.
         await redis.xtrim(stream, minid=_after(last), approximate=False)
@@ -181,18 +195,6 @@ async def write_round(redis: AnyRedis, round_id: str, data_dir: Path) -> None:
     tmp.replace(target)
 
 
-def _hooks(name: str) -> list[Any]:
-    found = []
-    for domain in DOMAINS:
-        try:
-            module = importlib.import_module(domain + ".archive")
-        except ModuleNotFoundError:
-            continue
-        if hasattr(module, name):
-            found.append(getattr(module, name))
-    return found
-
-
 def journal(data_dir: Path, round_id: str) -> pl.LazyFrame:
     """Every archived journal entry of the round, in order (missing columns are null)."""
     parts = sorted((round_dir(data_dir, round_id) / "journal").glob("part-*.parquet"))
@@ -212,7 +214,7 @@ def materialize(data_dir: Path, round_id: str) -> list[str]:
     """Derive every domain's tables from the archived journal; returns the files written."""
     out = round_dir(data_dir, round_id)
     frame = journal(data_dir, round_id)
-    for materializer in _hooks("materialize"):
+    for materializer in MATERIALIZERS:
         materializer(frame, out)
     return sorted(p.name for p in out.glob("*.parquet"))
 
