@@ -240,7 +240,7 @@ async def history(
 
 
 def _canonical(kind: str, code: str, secret: bytes) -> str:
-    from sampling.binding.service import check_code
+    from sampling.codecheck import check_code
     from sampling.privacy import ResidentHasher
 
     if kind == "resident":

@@ -15,7 +15,6 @@ import itertools
 import secrets
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,11 +41,11 @@ from sampling.binding.models import (
 )
 from sampling.binding.tube import TubeRecord
 from sampling.boxing import keys as boxing_keys
+from sampling.codecheck import check_code, tube_code
 from sampling.errors import (
     BadInput,
     BatchTooLarge,
     Forbidden,
-    GarbledCode,
     NotDurable,
     NotFound,
     Refusal,
@@ -105,36 +104,6 @@ def _fingerprint(op: _Op) -> bytes:
     payload = f"{op.kind}|{op.tube}|{op.capacity}|{op.purpose}|".encode() + named
     # A request without a device time keeps the fingerprint it always had.
     return fingerprint(op.op, payload + (b"@%d" % op.at_ms if op.at_ms else b""))
-
-
-@lru_cache(maxsize=65_536)
-def _tube_code(text: str) -> str:
-    # A tube code comes with every scan into it: ten checks of the same text.
-    return check_code(text, codes.CodeKind.TUBE, "tube")
-
-
-def check_code(text: str, kind: codes.CodeKind, field: str) -> str:
-    """The canonical code, or a 400 that tells the sampler what is wrong with the read."""
-    code = codes.normalize(text)
-    if codes.is_valid(code, kind):
-        return code
-    found = codes.classify(code)
-    if found is kind:
-        raise GarbledCode(
-            f"{field} {code} fails its check character: a partial or misread scan. Scan it "
-            "again, or type it and confirm one of the suggested codes.",
-            field=field,
-            candidates=codes.typo_candidates(code),
-        )
-    if found is codes.CodeKind.UNKNOWN:
-        raise GarbledCode(
-            f"{field} '{code[:24]}' is not a {kind.value} code. Scan again.", field=field
-        )
-    raise BadInput(
-        f"{field} {code} is a {found.value} code, not a {kind.value} code.",
-        field=field,
-        kind=found.value,
-    )
 
 
 class Binder:
@@ -344,7 +313,7 @@ class Binder:
         return str(round(at * 1000))
 
     async def _prepare(self, round_id: str, o: BatchOp) -> _Op:
-        tube = _tube_code(o.tube)
+        tube = tube_code(o.tube)
         rhash = b""
         if o.resident is not None:
             rhash = self._hasher.digest(check_code(o.resident, codes.CodeKind.RESIDENT, "resident"))

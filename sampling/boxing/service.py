@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sampling import codes
 from sampling.binding.rounds import Sites
-from sampling.binding.service import SEQ_AHEAD, SEQ_MAX, check_code
+from sampling.binding.service import SEQ_AHEAD, SEQ_MAX
 from sampling.binding.tube import TubeRecord
 from sampling.boxing import keys
 from sampling.boxing.config import BoxingConfig
@@ -31,6 +31,7 @@ from sampling.boxing.models import (
     Timeline,
     TubeIssue,
 )
+from sampling.codecheck import check_code
 from sampling.errors import BadInput, Forbidden, NotDurable, NotFound, Refusal
 from sampling.lab import keys as lab_keys
 from sampling.oplog import fingerprint

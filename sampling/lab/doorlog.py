@@ -28,7 +28,7 @@ from msgspec import Meta
 from sampling import codes
 from sampling.binding import keys as binding_keys
 from sampling.binding.models import Batch, BatchOp, OpResult, Purpose
-from sampling.binding.service import check_code
+from sampling.codecheck import check_code
 from sampling.errors import BadInput, Forbidden, NotFound, Refusal
 from sampling.lab import keys
 from sampling.oplog import fingerprint

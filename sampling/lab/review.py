@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from msgspec import Meta
 
 from sampling import codes
-from sampling.binding.service import check_code
+from sampling.codecheck import check_code
 from sampling.errors import BadInput, Forbidden, NotFound, Refusal
 from sampling.lab import keys
 from sampling.lab.models import LabResult
