@@ -26,7 +26,8 @@ HEAD = "resident,name,street,community,grid,building,unit,household,labels,colou
 def rows(*people: tuple[int, str, str, str]) -> str:
     """(resident n, community, household, colour): grid G-<community>, building 1, unit 1."""
     return HEAD + "".join(
-        f"{resident(n)},居民{n},花园路,{c},G-{c},1,1,{hh},,{colour}\n" for n, c, hh, colour in people
+        f"{resident(n)},居民{n},花园路,{c},G-{c},1,1,{hh},,{colour}\n"
+        for n, c, hh, colour in people
     )
 
 
