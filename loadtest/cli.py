@@ -62,7 +62,10 @@ def _setup(host: str, admin: str, plan: planning.Plan) -> dict[str, Any]:
                 http,
                 "PUT",
                 f"/v1/rounds/{plan.round_id}/risk",
-                {"residents": [{"resident": c, "flags": f} for c, f in chunk]},
+                {
+                    "residents": [{"resident": c, "flags": f} for c, f in chunk],
+                    "reason": "load test: synthetic residents at risk",
+                },
             )
         paths = _send(http, "GET", "/docs/openapi.json").json().get("paths", {})
     return {

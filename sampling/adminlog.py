@@ -15,7 +15,12 @@ Where admin changes are journaled (see also ``binding/keys.py``):
 
 Entry fields: ``k`` (kind), ``d`` (who: a device id, or ``cli:<user>``), then
 what: ``round``, ``site``, ``device``, ``role``, ``grid``, ``lab``, ``n``,
-``file``, ``refused``, and ``reason`` where the change is a correction.
+``file``, ``refused``, and ``reason`` where the change is a correction. A ``risk``
+entry's ``src`` is ``manual`` (``PUT /risk``, reason required) or ``register``
+(the round's flags re-derived from the register: ``n`` changed, ``flagged``,
+``version``); a ``register_import`` carries ``scope``, ``replaced`` (communities or
+grids), ``rows``/``stored``/``refused``, the households and residents added,
+removed and changed, the register ``version`` and the ``rounds`` whose flags followed.
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ WHAT = {
     "risk": "risk flags set",
 }
 _FLAGS = {"Y": "yellow code", "R": "red code", "I": "isolation"}
+_SOURCES = {"register": "from the register", "manual": "set by hand"}
 _WHERE = {"other_box": "listed in another box", "unboxed": "not boxed", "unbound": "never bound"}
 #: Journal fields shown as "what" besides the kind of change, when present.
 _DETAIL = (
@@ -167,6 +168,8 @@ def _fields(f: dict[str, Any], tz: str) -> str:
     if f.get("k") == "risk":
         flags = f.get("flags") or ""
         out.insert(0, ", ".join(_FLAGS.get(c, c) for c in flags) if flags else "flags cleared")
+        if f.get("src") in _SOURCES:
+            out.insert(1, _SOURCES[str(f["src"])])
     if f.get("k") == "round_create":
         out.insert(0, f"{f.get('name', '')}, pool {f.get('pool', '')}")
     return "; ".join(out)

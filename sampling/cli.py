@@ -328,13 +328,21 @@ def device() -> None:
 @click.option(
     "--role",
     required=True,
-    type=click.Choice(["scanner", "sealer", "courier", "lab", "admin", "grid", "viewer"]),
+    type=click.Choice(
+        ["scanner", "sealer", "courier", "lab", "admin", "grid", "viewer", "registrar"]
+    ),
 )
 @click.option("--site", "site_id", default="")
 @click.option("--lab", default="")
 @click.option("--grid", default="")
 @click.option("--expires-in", type=int, default=None, help="Seconds until the token expires.")
 @click.option("--supervisor", is_flag=True, help="A lab device that resolves held results.")
+@click.option(
+    "--community",
+    "communities",
+    multiple=True,
+    help="A registrar's community (repeat for several): the register it may upload.",
+)
 def device_create(
     device_id: str,
     role: str,
@@ -343,6 +351,7 @@ def device_create(
     grid: str,
     expires_in: int | None,
     supervisor: bool,
+    communities: tuple[str, ...],
 ) -> None:
     """Register a device and print its token (shown once)."""
     from sampling.auth.models import DeviceIn
@@ -370,6 +379,7 @@ def device_create(
                 grid=grid,
                 supervisor=supervisor,
                 expires_in=expires_in,
+                communities=list(communities),
             ),
             by=cli_user(),
         )

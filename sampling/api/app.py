@@ -22,6 +22,7 @@ from sampling.api.services import Services
 from sampling.binding.routes import BindingController
 from sampling.boxing.routes import BoxingController
 from sampling.lab.door_routes import DoorController
+from sampling.lab.register_routes import RegisterController
 from sampling.lab.review_routes import ReviewController
 from sampling.lab.routes import LabController
 from sampling.live.archiver import Archiver
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             LabController,
             ReviewController,
             DoorController,
+            RegisterController,
             LiveController,
             ScanController,
             *routes(),

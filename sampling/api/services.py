@@ -14,6 +14,7 @@ from sampling.boxing.service import Boxer
 from sampling.lab.doorlog import DoorLog
 from sampling.lab.results import LabResults
 from sampling.lab.review import Review
+from sampling.lab.riskfollow import follow
 from sampling.live.service import LiveFigures
 from sampling.privacy import ResidentHasher
 from sampling.store.client import from_settings
@@ -45,7 +46,12 @@ class Services:
         redis = from_settings(settings)
         hasher = ResidentHasher(settings.secret())
         devices = Devices(redis, RevokedFanout(redis))
-        rounds, sites = Rounds(redis), Sites(redis)
+
+        async def follow_register(round_id: str, by: str) -> None:
+            # A round opens with the register's risk flags already set.
+            await follow(redis, settings.data_dir, by=by, rounds=[round_id])
+
+        rounds, sites = Rounds(redis, on_open=follow_register), Sites(redis)
         url = settings.redis_url
         # The multiplexed lane serves a single server; a cluster routes by slot.
         lane = None

@@ -55,6 +55,9 @@ class Devices:
     ) -> DeviceCreated:
         if spec.supervisor and spec.role != "lab":
             raise BadInput("only a lab device can be a supervisor", role=spec.role)
+        if spec.communities and spec.role != "registrar":
+            # A registrar without communities is allowed: it may change none.
+            raise BadInput("only a registrar device names communities", role=spec.role)
         now = time.time() if now is None else now
         token = f"{spec.id}.{secrets.token_urlsafe(24)}"
         device = Device(
@@ -64,6 +67,7 @@ class Devices:
             lab=spec.lab,
             grid=spec.grid,
             supervisor=spec.supervisor,
+            communities=tuple(sorted(set(spec.communities))),
             digest=digest(token),
             created_at=now,
             expires_at=now + spec.expires_in if spec.expires_in else 0.0,
@@ -77,6 +81,7 @@ class Devices:
             lab=spec.lab,
             grid=spec.grid,
             supervisor="yes" if spec.supervisor else None,
+            communities=",".join(sorted(set(spec.communities))),
             expires_at=int(device.expires_at) or None,
         )
         if not await self._registry.write(

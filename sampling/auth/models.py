@@ -6,8 +6,10 @@ from typing import Literal
 
 from sampling.schema import Base, Ident, Text
 
-Role = Literal["scanner", "sealer", "courier", "lab", "admin", "grid", "viewer"]
-ROLES: tuple[Role, ...] = ("scanner", "sealer", "courier", "lab", "admin", "grid", "viewer")
+Role = Literal["scanner", "sealer", "courier", "lab", "admin", "grid", "viewer", "registrar"]
+ROLES: tuple[Role, ...] = (
+    "scanner", "sealer", "courier", "lab", "admin", "grid", "viewer", "registrar",
+)  # fmt: skip
 
 
 class Device(Base, frozen=True):
@@ -26,6 +28,8 @@ class Device(Base, frozen=True):
     #: Unix time after which the token stops working; 0 = no expiry.
     expires_at: float = 0.0
     revoked: bool = False
+    #: A registrar's communities: the only ones its register uploads may change.
+    communities: tuple[str, ...] = ()
 
     def public(self) -> DeviceView:
         return DeviceView(
@@ -38,6 +42,7 @@ class Device(Base, frozen=True):
             created_at=self.created_at,
             expires_at=self.expires_at,
             revoked=self.revoked,
+            communities=list(self.communities),
         )
 
 
@@ -51,6 +56,8 @@ class DeviceIn(Base, frozen=True):
     supervisor: bool = False
     #: Seconds until the token expires; omitted: no expiry.
     expires_in: int | None = None
+    #: Registrar devices only: the communities whose register it uploads.
+    communities: list[Text] = []
 
 
 class DeviceView(Base, frozen=True):
@@ -63,6 +70,7 @@ class DeviceView(Base, frozen=True):
     expires_at: float
     revoked: bool
     supervisor: bool = False
+    communities: list[str] = []
 
 
 class DeviceCreated(Base, frozen=True):

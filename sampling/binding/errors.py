@@ -3,7 +3,7 @@ arrive as :class:`sampling.errors.Refusal` with the script's status word)."""
 
 from __future__ import annotations
 
-from sampling.errors import NotFound
+from sampling.errors import BadInput, NotFound
 
 
 class RoundNotFound(NotFound):
@@ -12,3 +12,10 @@ class RoundNotFound(NotFound):
 
 class TubeNotFound(NotFound):
     code = "tube_not_found"
+
+
+class ReasonRequired(BadInput):
+    """A manual risk flag without a reason: the journal must say why it overrides the
+    register."""
+
+    code = "reason_required"

@@ -46,11 +46,14 @@ Keys (``R`` = round id, ``hhhh`` = 4 hex digits of the resident's keyed hash):
 ``sampling:tubes:<nnn>``       HASH    tube code -> round id (ever-opened claims);
                                        ``p:<tube>`` -> nonce while a claim is pending
 ``{rd:R}:meta``                HASH    ``state`` (open/closed), ``pool``, ``round``
-                                       (msgpack ``Round``)
+                                       (msgpack ``Round``), ``register`` (the register
+                                       version its risk flags were last derived from)
 ``{rd:R}:count``               HASH    counters: bound, tubes_opened, refused:<code>
 ``{rd:R}:res:<hhhh>``          HASH    6-byte hash tail -> tube serial (int); the
                                        field prefixed ``r`` holds a re-sample binding
-``{rd:R}:risk:<hh>``           HASH    7-byte hash tail -> flags (``Y``/``R``/``I``)
+``{rd:R}:risk:<hh>``           HASH    7-byte hash tail -> flags (``Y``/``R``/``I``),
+                                       the union of ``m``+tail (set by hand) and
+                                       ``d``+tail (derived from the register)
 ``{rd:R}:t:<tube>``            STRING  packed tube record (``tube.py``)
 ``{rd:R}:ops:<device>``        STRING  8 bytes per device sequence number (``oplog.py``)
 ``{rd:R}:revoked``             SET     copy of ``{sampling}:revoked`` (auth/keys.py)
@@ -111,6 +114,11 @@ def resident_bucket(round_id: str, rhash: bytes) -> str:
 
 def risk_bucket(round_id: str, rhash: bytes) -> str:
     return f"{tag(round_id)}:risk:{rhash[:1].hex()}"
+
+
+def risk_buckets(round_id: str) -> list[str]:
+    """All 256 risk buckets of a round, in order of the hash's first byte."""
+    return [f"{tag(round_id)}:risk:{b:02x}" for b in range(256)]
 
 
 def tube(round_id: str, tube_code: str) -> str:

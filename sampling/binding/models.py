@@ -188,6 +188,9 @@ class RiskFlag(Base, frozen=True):
 
 
 class RiskUpdate(Base, frozen=True):
+    """Manual risk flags: they add to the flags the register gives (which follow the
+    register by themselves) and stay until cleared here."""
+
     residents: list[RiskFlag]
-    #: Why, when this corrects earlier flags (kept in the journal).
+    #: Why: required to set a flag by hand (kept in the journal); optional to clear one.
     reason: Text = ""

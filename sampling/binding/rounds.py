@@ -18,7 +18,11 @@ from sampling.store.client import as_bytes
 from sampling.store.scripts import Scripts
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from sampling.store.client import AnyRedis
+
+    OnOpen = Callable[[str, str], Awaitable[object]]
 
 _round_dec = msgspec.msgpack.Decoder(Round)
 _site_dec = msgspec.msgpack.Decoder(Site)
@@ -40,10 +44,13 @@ class Rounds:
     field ``round``), the truth the binding scripts check; ``{sampling}:rounds``
     is the list of them, in the registry's slot with the admin journal."""
 
-    def __init__(self, redis: AnyRedis) -> None:
+    def __init__(self, redis: AnyRedis, *, on_open: OnOpen | None = None) -> None:
         self._redis = redis
         self._registry = Registry(redis)
         self._scripts = Scripts(redis, "sampling.binding", ("round_create", "round_close"))
+        #: Called with (round id, who) once a round is open: the services set the
+        #: round's risk flags from the register here (``sampling.lab.riskfollow``).
+        self._on_open = on_open
 
     async def create(self, spec: RoundIn, *, by: str = "") -> Round:
         """Create a round: its state, its copy of the revoked devices and its journal
@@ -86,6 +93,8 @@ class Rounds:
         late = set(await self._redis.smembers(auth_keys.REVOKED)) - set(revoked)
         if late:
             await self._redis.sadd(keys.revoked(spec.id), *late)
+        if self._on_open is not None:
+            await self._on_open(spec.id, by)
         return made
 
     async def get(self, round_id: str) -> Round:

@@ -24,7 +24,7 @@ from redis.asyncio.cluster import RedisCluster
 from sampling import adminlog, codes, localtime
 from sampling.adminlog import Registry
 from sampling.binding import keys
-from sampling.binding.errors import RoundNotFound, TubeNotFound
+from sampling.binding.errors import ReasonRequired, RoundNotFound, TubeNotFound
 from sampling.binding.messages import message_for, status_http
 from sampling.binding.models import (
     POOL_SIZES,
@@ -615,9 +615,10 @@ class Binder:
         return TubeRecord(as_bytes(raw)).view(round_id, code)
 
     async def set_risk(self, round_id: str, update: RiskUpdate, *, by: str = "") -> int:
-        """Set (or clear, with no flags) residents' risk flags; each change is journaled
-        in the round, in the same atomic step (``risk.lua``), and the call once in
-        the admin journal."""
+        """Set (or clear, with no flags) residents' manual risk flags; each change is
+        journaled in the round, in the same atomic step (``risk.lua``), and the call
+        once in the admin journal. Setting a flag by hand needs a reason; it adds to
+        the flags the register gives (``binding/risk.py``) and stays until cleared."""
         await self._rounds.get(round_id)
         hashes = [
             (
@@ -626,6 +627,11 @@ class Binder:
             )
             for r in update.residents
         ]
+        if not update.reason.strip() and any(f for _, f in hashes):
+            raise ReasonRequired(
+                "say why these residents are flagged by hand (reason): the register's "
+                "labels and health-code colours flag residents by themselves",
+            )
         ks = [keys.meta(round_id), keys.journal(round_id)]
         args: list[Any] = [by, update.reason]
         for rhash, flags in hashes:
@@ -644,6 +650,7 @@ class Binder:
                 set=set_,
                 cleared=cleared,
                 reason=update.reason,
+                src="manual",
             )
         )
         return written

@@ -323,7 +323,11 @@ async def _main(
             {"resident": p.code, "flags": p.risk_flags} for p in dist.residents if p.risk_flags
         ]
         if risky:
-            await admin_post(f"/v1/rounds/{ROUND}/risk", {"residents": risky}, "PUT")
+            await admin_post(
+                f"/v1/rounds/{ROUND}/risk",
+                {"residents": risky, "reason": "demo: synthetic residents at risk"},
+                "PUT",
+            )
         ctx = Context(
             http=http,
             admin=admin,

@@ -86,16 +86,34 @@ def register() -> None:
 
 @register.command("import")
 @click.argument("file", type=_FILE)
-@click.option("--dry-run", is_flag=True, help="Check every row; store nothing.")
+@click.option(
+    "--dry-run", is_flag=True, help="Check every row and show the changes; store nothing."
+)
+@click.option(
+    "--scope",
+    type=click.Choice(["community", "grid", "all"]),
+    default="community",
+    show_default=True,
+    help="What the file replaces: the communities it names, the grids it names, or "
+    "the whole register.",
+)
 @click.option(
     "--round",
     "round_id",
     default=None,
-    help="Also flag yellow/red/isolation residents for single tubes in this round.",
+    help="Also report how many residents are flagged for single tubes in this round "
+    "(every open round's flags follow the register).",
 )
 @click.option("--json", "as_json", is_flag=True)  # fmt: skip
-def register_import(file: Path, dry_run: bool, round_id: str | None, as_json: bool) -> None:
-    """Import a register from CSV, XLSX or Parquet (row numbers as in a spreadsheet)."""
+def register_import(
+    file: Path, dry_run: bool, scope: str, round_id: str | None, as_json: bool
+) -> None:
+    """Import a register from CSV, XLSX or Parquet (row numbers as in a spreadsheet).
+
+    The file replaces only the communities (or grids) it names; the rest of the
+    register stays. Try it with --dry-run first: it shows, per community, the
+    households and residents added, removed and changed.
+    """
     from sampling.adminlog import cli_user
     from sampling.errors import SamplingError
     from sampling.lab.register import import_register
@@ -106,14 +124,12 @@ def register_import(file: Path, dry_run: bool, round_id: str | None, as_json: bo
         _known_round(round_id)  # before the register is replaced
     try:
         with _busy(f"checking {file.name}"):
-            rep, flags = import_register(file, ResidentHasher(cfg.secret()), cfg.data_dir,
-                                         dry_run=dry_run)  # fmt: skip
+            rep, _ = import_register(file, ResidentHasher(cfg.secret()), cfg.data_dir,
+                                     dry_run=dry_run, scope=scope)  # type: ignore[arg-type]  # fmt: skip
     except SamplingError as exc:
         raise click.ClickException(str(exc)) from exc
     if not dry_run and rep.rows_stored:
-        flagged = _register_stored(
-            file, rep, flags if round_id else flags.head(0), round_id, cli_user()
-        )
+        flagged = _register_stored(file, rep, round_id, cli_user())
         rep = msgspec.structs.replace(rep, risk_flagged=flagged)
     _register_report(rep, as_json)
     if not rep.rows_stored:
@@ -121,55 +137,21 @@ def register_import(file: Path, dry_run: bool, round_id: str | None, as_json: bo
         raise click.ClickException(f"no row of {file.name} {verb} stored: every row was refused")
 
 
-def _register_stored(
-    file: Path, rep: RegisterReport, flags: pl.DataFrame, round_id: str | None, by: str
-) -> int:
-    """Journal the import, and flag its risk residents in ``round_id``, with a progress bar."""
-    from rich.progress import BarColumn, MofNCompleteColumn
-
-    from sampling import adminlog
-    from sampling.cli import run, services_for
-    from sampling.lab.register import push_risk
+def _register_stored(file: Path, rep: RegisterReport, round_id: str | None, by: str) -> int:
+    """Every open round's risk flags follow the register; the import is journaled."""
+    from sampling.cli import run
+    from sampling.lab.riskfollow import register_changed
+    from sampling.store.client import connect
 
     async def go(url: str) -> int:
-        svc = services_for(url)
+        redis = connect(url)
         try:
-            if round_id:
-                await svc.rounds.get(round_id)  # an unknown round refuses before any flag
-            flagged = 0
-            if flags.height:
-                with Progress(
-                    TextColumn("{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    console=err,
-                    transient=True,
-                ) as bar:
-                    task = bar.add_task(
-                        f"flagging residents in round {round_id}", total=flags.height
-                    )
-                    flagged = await push_risk(
-                        svc.binder,
-                        str(round_id),
-                        flags,
-                        by=by,
-                        progress=lambda n: bar.advance(task, n),
-                    )
-            await adminlog.Registry(svc.redis).note(
-                adminlog.entry(
-                    "register_import",
-                    by,
-                    file=file.name,
-                    rows=rep.rows_read,
-                    stored=rep.rows_stored,
-                    refused=rep.rows_refused,
-                    round=round_id,
-                    flagged=flagged or None,
+            with _busy("setting open rounds' risk flags from the register"):
+                return await register_changed(
+                    redis, _settings().data_dir, rep, by=by, file=file.name, round_id=round_id
                 )
-            )
-            return flagged
         finally:
-            await svc.close()
+            await redis.aclose()
 
     return run(go)
 
@@ -179,12 +161,28 @@ def _register_report(rep: RegisterReport, as_json: bool) -> None:
         _json(rep)
         return
     _problems(rep.problems)
+    if rep.changes:
+        table = Table(
+            "community", "households +", "-", "~", "residents +", "-", "~", "before", "after",
+            title=f"changes per community ({rep.scope}: {len(rep.replaced)} replaced)",
+            title_justify="left",
+        )  # fmt: skip
+        for c in rep.changes:
+            table.add_row(
+                c.community, *(str(v) for v in (
+                    c.households_added, c.households_removed, c.households_changed,
+                    c.residents_added, c.residents_removed, c.residents_changed,
+                    c.residents_before, c.residents_after))
+            )  # fmt: skip
+        out.print(table)
+    if rep.kept:
+        out.print(f"kept as they were (every row refused): {', '.join(rep.kept)}")
     verb = "would store" if rep.dry_run else "stored"
     out.print(
         f"[bold]{rep.rows_read}[/] rows read = [green]{rep.rows_stored}[/] {verb} + "
         f"[red]{rep.rows_refused}[/] refused"
         + (f"; {rep.risk_flagged} flagged for single tubes" if rep.risk_flagged else "")
-        + (f"\nregister: {rep.path}" if rep.path else "")
+        + (f"\nregister: {rep.path} (version {rep.version})" if rep.path else "")
     )
 
 

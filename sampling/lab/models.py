@@ -114,6 +114,27 @@ class IngestReport(Base, frozen=True, kw_only=True):
     rows: list[RowOutcome]
 
 
+#: What a register file replaces: the communities it names, the grids it names, or
+#: the whole register.
+RegisterScope = Literal["community", "grid", "all"]
+
+
+class CommunityChange(Base, frozen=True, kw_only=True):
+    """What an import does to one community: households and residents added, removed
+    and changed (a changed household gained, lost or changed a resident)."""
+
+    community: str
+    households_added: int = 0
+    households_removed: int = 0
+    households_changed: int = 0
+    residents_added: int = 0
+    residents_removed: int = 0
+    residents_changed: int = 0
+    #: Residents of the community in the register before and after.
+    residents_before: int = 0
+    residents_after: int = 0
+
+
 class RegisterReport(Base, frozen=True, kw_only=True):
     """What a register file came to: ``rows_read == rows_stored + rows_refused``."""
 
@@ -125,6 +146,14 @@ class RegisterReport(Base, frozen=True, kw_only=True):
     problems: list[RowProblem]
     path: str = ""
     risk_flagged: int = 0
+    scope: RegisterScope = "community"
+    #: The communities (or grids) the file replaces, each in full.
+    replaced: list[str] = []
+    #: Communities (or grids) the file names with no good row: left as they were.
+    kept: list[str] = []
+    changes: list[CommunityChange] = []
+    #: The register's version after the import (each stored import adds one).
+    version: int = 0
 
 
 class HeldResult(Base, frozen=True, kw_only=True):

@@ -154,7 +154,7 @@ def test_the_archiver_takes_admin_entries_in_its_stride(
     api.round("r1")
     api.site("S1")
     tok = api.device("d1", site="S1")
-    flags = {"residents": [{"resident": resident(2), "flags": "RI"}]}
+    flags = {"residents": [{"resident": resident(2), "flags": "RI"}], "reason": "test"}
     assert api.client.put("/v1/rounds/r1/risk", json=flags, headers=api.h(api.admin)).is_success
     assert api.post("/v1/rounds/r1/tubes", tok, {"op": "o1", "seq": 1, "tube": tube(1)}).is_success
     assert api.post("/v1/rounds/r1/close", api.admin, {}).is_success

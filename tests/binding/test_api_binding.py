@@ -97,7 +97,7 @@ def test_every_refusal_is_a_problem(api: Api, tok: str, r: redis.Redis) -> None:
     problem(far, 400, "seq_out_of_range")
     risk = api.client.put(
         "/v1/rounds/r1/risk",
-        json={"residents": [{"resident": resident(10), "flags": "I"}]},
+        json={"residents": [{"resident": resident(10), "flags": "I"}], "reason": "test"},
         headers=api.h(api.admin),
     )
     assert risk.status_code == 200, risk.text

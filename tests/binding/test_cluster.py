@@ -69,7 +69,7 @@ async def scenario(url: str, *, cluster: bool, waitaof: bool = False) -> list[An
             RiskFlag(resident=resident(9), flags="I"),
             RiskFlag(resident=resident(8), flags="R"),
         ]
-        await binder.set_risk("r1", RiskUpdate(residents=flags))
+        await binder.set_risk("r1", RiskUpdate(residents=flags, reason="test"))
         out: list[Any] = []
 
         def o(coro: Any) -> None:

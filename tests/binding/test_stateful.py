@@ -110,7 +110,7 @@ class BindingMachine(RuleBasedStateMachine):
         for s in ("S1", "S2"):
             self.run(sites.create(SiteIn(id=s, name=s, street="st", community="c", grid="g")))
         flags = [RiskFlag(resident=x, flags="Y") for x in sorted(RISKY)]
-        self.run(self.binder.set_risk(R, RiskUpdate(residents=flags)))
+        self.run(self.binder.set_risk(R, RiskUpdate(residents=flags, reason="test")))
         # the model
         self.tubes: dict[str, MTube] = {}
         self.bound: dict[str, str] = {}

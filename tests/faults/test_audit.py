@@ -151,7 +151,7 @@ def test_journal_only_grows(api: Api, settings: Settings, r: redis.Redis) -> Non
         lambda: api.client.put(
             "/v1/rounds/r1/risk",
             headers=api.h(api.admin),
-            json={"residents": [{"resident": resident(8), "flags": "Y"}]},
+            json={"residents": [{"resident": resident(8), "flags": "Y"}], "reason": "test"},
         ),
         lambda: api.post(
             f"/v1/rounds/r1/boxes/{BOX}/tubes/{tube(1)}/remove",
