@@ -25,7 +25,6 @@ times in the district's time zone.
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass
@@ -169,7 +168,9 @@ def _ref(col: str = "rhash") -> pl.Expr:
 
 def _intake(data_dir: Path, round_id: str) -> pl.LazyFrame:
     # The reconciliation's intake columns, and where and in what condition each was found.
-    schema = pl.Schema({**sources.SCHEMAS["intake"], "where": pl.String, "condition": pl.String})
+    schema = pl.Schema(
+        [*sources.SCHEMAS["intake"].items(), ("where", pl.String()), ("condition", pl.String())]
+    )
     return sources.scan(sources.archive_dir(data_dir, round_id) / "intake.parquet", schema)
 
 
@@ -458,6 +459,3 @@ def _pdf(closing: Closing, sheets: dict[str, pl.DataFrame], path: Path, tz: str)
     left = f"轮次 Round {s.round}  结案报告 closing report"
     doc.build(story, canvasmaker=numbered_canvas(font, left, printed))
 
-
-def write_json_summary(summary: ClosingSummary) -> str:
-    return json.dumps(msgspec.to_builtins(summary), ensure_ascii=False)
