@@ -269,14 +269,57 @@ def round_list() -> None:
 @round_.command(name="close")
 @click.argument("round_id")
 @click.option("--reason", default="", help="Why, when closing corrects a mistake (journaled).")
-def round_close(round_id: str, reason: str) -> None:
-    async def go(url: str) -> None:
-        svc = services_for(url)
-        await svc.rounds.close(round_id, by=cli_user(), reason=reason)
-        await svc.close()
-        click.echo(f"round {round_id} closed")
+@click.option("--json", "as_json", is_flag=True, help="Print the report's summary as JSON.")
+def round_close(round_id: str, reason: str, as_json: bool) -> None:
+    """Close a round: no more scans; archive it and write its closing report."""
+    from sampling.closing import close_round
 
-    run(go)
+    async def go(url: str) -> Any:
+        svc = services_for(url)
+        try:
+            _, summary = await close_round(svc.redis, svc.rounds, svc.lab, svc.settings,
+                                           round_id, by=cli_user(), reason=reason)  # fmt: skip
+        finally:
+            await svc.close()
+        return summary
+
+    summary = run(go)
+    if not as_json:
+        click.echo(f"round {round_id} closed")
+    _closing_echo(summary, as_json)
+
+
+@round_.command(name="report")
+@click.argument("round_id")
+@click.option("--json", "as_json", is_flag=True, help="Print the report's summary as JSON.")
+def round_report(round_id: str, as_json: bool) -> None:
+    """Write a closed round's closing report again (archived first): after a crash
+    between the close and the report, or to take in results that came late."""
+    from sampling.closing import write_report
+
+    async def go(url: str) -> Any:
+        svc = services_for(url)
+        try:
+            return await write_report(svc.redis, svc.rounds, svc.lab, svc.settings, round_id)
+        finally:
+            await svc.close()
+
+    _closing_echo(run(go), as_json)
+
+
+def _closing_echo(summary: Any, as_json: bool) -> None:
+    import msgspec
+
+    from sampling.lab import closing
+
+    cfg = settings()
+    if as_json:
+        click.echo(msgspec.json.encode(summary).decode())
+        return
+    for item, value in closing.summary_rows(summary, cfg.tz):
+        click.echo(f"{item}: {value}")
+    where = closing.directory(cfg.data_dir, summary.round)
+    click.echo(f"closing report: {where}/admin (full), {where}/viewer (no names, phones)")
 
 
 @main.group()

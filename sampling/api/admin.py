@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
@@ -11,8 +12,18 @@ from litestar.params import FromPath, JSONBody
 from sampling.api.auth import current_device, services
 from sampling.auth.models import Device, DeviceCreated, DeviceIn, DeviceView
 from sampling.binding.models import Round, RoundIn, Site, SiteIn
+from sampling.closing import close_round
+from sampling.lab.closing import ClosingSummary  # noqa: TC001 (msgspec reads it at run time)
 
 _ADMIN = {"roles": ("admin",)}
+
+
+class ClosedRound(Round, frozen=True, kw_only=True):
+    """The closed round, and its closing report in numbers."""
+
+    closing: ClosingSummary
+
+
 _READ = {"roles": ("admin", "viewer", "scanner", "sealer", "courier", "lab", "grid")}
 
 
@@ -61,9 +72,13 @@ class AdminController(Controller):
     @post("/rounds/{round_id:str}/close", operation_id="closeRound", opt=_ADMIN, status_code=200)
     async def close_round(
         self, round_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]
-    ) -> Round:
-        found: Round = await svc.rounds.close(round_id, by=device.id)
-        return found
+    ) -> ClosedRound:
+        """Close the round (no more scans), archive it, and write its closing report
+        (``GET .../closing-report`` downloads it)."""
+        found, summary = await close_round(
+            svc.redis, svc.rounds, svc.lab, svc.settings, round_id, by=device.id
+        )
+        return ClosedRound(**msgspec.structs.asdict(found), closing=summary)
 
     @post("/sites", operation_id="createSite", opt=_ADMIN)
     async def create_site(

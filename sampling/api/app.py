@@ -21,6 +21,7 @@ from sampling.api.problems import HANDLERS
 from sampling.api.services import Services
 from sampling.binding.routes import BindingController
 from sampling.boxing.routes import BoxingController
+from sampling.lab.closing_routes import ClosingController
 from sampling.lab.door_routes import DoorController
 from sampling.lab.register_routes import RegisterController
 from sampling.lab.review_routes import ReviewController
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             ReviewController,
             DoorController,
             RegisterController,
+            ClosingController,
             LiveController,
             ScanController,
             *routes(),

@@ -151,8 +151,9 @@ def write_pdf(
     from reportlab.lib.pagesizes import A4, landscape
     from reportlab.lib.styles import ParagraphStyle
     from reportlab.lib.units import mm
-    from reportlab.pdfgen.canvas import Canvas
     from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    from sampling.printing import numbered_canvas
 
     font = cjk_font()
     printed = localtime.stamp(time.time() if now is None else now, tz, seconds=False)
@@ -193,35 +194,12 @@ def write_pdf(
     where = "  ".join(x for x in (f"网格 Grid {grid}" if grid else "",
                                    f"轮次 Round {round_id}" if round_id else "") if x)  # fmt: skip
 
-    class Numbered(Canvas):  # type: ignore[misc]
-        """Draws each page's header once the page count is known ("page x of y")."""
-
-        def __init__(self, *args: object, **kwargs: object) -> None:
-            super().__init__(*args, **kwargs)
-            self._pages: list[dict[str, object]] = []
-
-        def showPage(self) -> None:  # reportlab's name
-            self._pages.append(dict(self.__dict__))
-            self._startPage()
-
-        def save(self) -> None:
-            total = len(self._pages)
-            for number, state in enumerate(self._pages, start=1):
-                self.__dict__.update(state)
-                width, height = self._pagesize
-                self.setFont(font, 9)
-                self.drawString(12 * mm, height - 9 * mm, where)
-                self.drawRightString(
-                    width - 12 * mm,
-                    height - 9 * mm,
-                    f"第 {number}/{total} 页 page {number} of {total}   打印于 printed {printed}",
-                )
-                super().showPage()
-            super().save()
-
     doc = SimpleDocTemplate(
         str(path), pagesize=landscape(A4), title=title, topMargin=16 * mm, leftMargin=10 * mm,
         rightMargin=10 * mm,
     )  # fmt: skip
-    doc.build([Paragraph(title, head), Spacer(1, 6), table], canvasmaker=Numbered)
+    doc.build(
+        [Paragraph(title, head), Spacer(1, 6), table],
+        canvasmaker=numbered_canvas(font, where, printed),
+    )
     return path

@@ -110,16 +110,17 @@ def test_journal_only_grows(api: Api, settings: Settings, r: redis.Redis) -> Non
     lengths: list[int] = []
 
     def length() -> int:
-        total = 0
+        # Redis and the archive together: a drain (the close runs one) moves entries
+        # from the one to the other, and that is not a shrinking journal.
+        total = archive.journal(settings.data_dir, "r1").collect().height
         for key in r.scan_iter(match="{rd:*}:journal"):
             total += r.xlen(key)
         lengths.append(total)
         return total
 
     length()
-    scanner, sealer = _day(api, settings)  # includes an archive drain: counted below
-    archived = archive.journal(settings.data_dir, "r1").collect().height
-    base = length() + archived
+    scanner, sealer = _day(api, settings)  # includes an archive drain: counted by length()
+    base = length()
     calls = [
         lambda: api.scan(scanner, tube(2), resident(9)),
         lambda: api.open(scanner, tube(2), capacity=1),
@@ -165,7 +166,7 @@ def test_journal_only_grows(api: Api, settings: Settings, r: redis.Redis) -> Non
     for call in calls:
         call()
         assert length() >= lengths[-2], lengths
-    assert length() >= base - archived
+    assert length() >= base
 
 
 def test_nothing_but_the_archiver_deletes_from_a_journal() -> None:
