@@ -222,9 +222,14 @@ class EmbeddedServer:
         """SHUTDOWN (fsyncs the AOF), then SIGTERM, then SIGKILL if it will not go."""
         proc = self.process
         if proc is None or proc.poll() is not None:
+            self._close_pipe()
             return
         with contextlib.suppress(redis.RedisError, OSError):
-            probe_client(self.socket_path, timeout).shutdown(nosave=True)
+            probe = probe_client(self.socket_path, timeout)
+            try:
+                probe.shutdown(nosave=True)
+            finally:
+                probe.close()
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -234,12 +239,20 @@ class EmbeddedServer:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        # The stderr pipe is read only when the server fails to start; once it has
+        # gone, close our end (a pipe per restart would otherwise leak a descriptor).
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: what the AOF has not fsynced is lost."""
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
+        self._close_pipe()
 
     def __enter__(self) -> Self:
         return self.start()
