@@ -90,5 +90,5 @@ class Services:
         )
 
     async def close(self) -> None:
-        self.binder.shutdown()
+        await self.binder.shutdown()
         await self.redis.aclose()

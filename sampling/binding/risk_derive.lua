@@ -1,5 +1,7 @@
--- risk_derive.lua: set a round's register-derived risk flags to exactly the given
--- set, in one atomic step, each resident whose flags change journaled.
+-- risk_derive.lua: set a round's register-derived risk flags, in a range of its
+-- risk buckets, to exactly the given set, in one atomic step, each resident whose
+-- flags change journaled. The caller covers all 256 buckets in a few such steps,
+-- so no one step keeps the server busy for long however many are flagged.
 --
 -- Derived flags live in field 'd'..<tail> of the resident's bucket; the flags
 -- apply.lua checks (field <tail>) are their union with the manual ones
@@ -10,10 +12,11 @@
 -- KEYS[1]        {rd:R}:meta       HASH    round state; field 'register' = the
 --                                          register version last applied
 -- KEYS[2]        {rd:R}:journal    STREAM  accepted changes
--- KEYS[3..258]   {rd:R}:risk:<hh>  HASH    all 256 risk buckets, hh = 00 .. ff
+-- KEYS[3..]      {rd:R}:risk:<hh>  HASH    consecutive risk buckets, from hh = ARGV[3]
 --
--- ARGV[1] who   ARGV[2] register version (integer)
--- then two values per flagged resident: resident hash (8 bytes), flags (Y/R/I, sorted)
+-- ARGV[1] who   ARGV[2] register version (integer)   ARGV[3] first bucket (0 .. 255)
+-- then two values per flagged resident of these buckets: resident hash (8 bytes),
+-- flags (Y/R/I, sorted)
 --
 -- Journal entry per changed resident: k=risk, flags = the resident's flags now,
 -- src = register.
@@ -38,9 +41,10 @@ local function union(a, b)
   return out
 end
 
+local first = tonumber(ARGV[3])
 local changed = 0
 local function settle(rhash, derived)
-  local bucket = KEYS[3 + string.byte(rhash, 1)]
+  local bucket = KEYS[3 + string.byte(rhash, 1) - first]
   local tail = string.sub(rhash, 2)
   if derived == '' then
     redis.call('HDEL', bucket, 'd' .. tail)
@@ -62,13 +66,13 @@ end
 
 local want = {}
 local flagged = 0
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   want[ARGV[i]] = true
   flagged = flagged + 1
 end
 -- Derived flags the register no longer gives (8-byte fields 'd'..tail).
-for b = 0, 255 do
-  local prefix = string.char(b)
+for b = 0, #KEYS - 3 do
+  local prefix = string.char(first + b)
   for _, f in ipairs(redis.call('HKEYS', KEYS[3 + b])) do
     if #f == 8 and string.sub(f, 1, 1) == 'd' then
       local rhash = prefix .. string.sub(f, 2)
@@ -76,5 +80,5 @@ for b = 0, 255 do
     end
   end
 end
-for i = 3, #ARGV, 2 do settle(ARGV[i], ARGV[i + 1]) end
+for i = 4, #ARGV, 2 do settle(ARGV[i], ARGV[i + 1]) end
 return {1, flagged, changed}

@@ -601,9 +601,9 @@ class Binder:
             where = f"site {rec.site}"
         return f"in tube {tube} at {where} at {localtime.hm(when, self._tz)}"
 
-    def shutdown(self) -> None:
+    async def shutdown(self) -> None:
         if self._lane is not None:
-            self._lane.close()
+            await self._lane.aclose()
 
     # -- reads and flags -------------------------------------------------------------
 

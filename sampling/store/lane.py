@@ -38,6 +38,8 @@ class _Protocol(asyncio.Protocol):
         self.waiting: deque[asyncio.Future[Any]] = deque()
         self.transport: asyncio.Transport | None = None
         self.lost = False
+        #: Set once the transport has closed its socket (connection_lost ran).
+        self.gone = asyncio.Event()
         self._out: list[bytes] = []
         self._flush_due = False
 
@@ -75,6 +77,7 @@ class _Protocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.gone.set()
         while self.waiting:
             fut = self.waiting.popleft()
             if not fut.done():
@@ -185,3 +188,12 @@ class Lane:
             with contextlib.suppress(Exception):
                 self._proto.transport.close()
         self._proto = None
+
+    async def aclose(self) -> None:
+        """Close and wait until the socket is closed: the transport closes it on a
+        later turn of the loop, which a loop about to stop would never run."""
+        proto = self._proto
+        self.close()
+        if proto is not None and proto.transport is not None and not proto.lost:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proto.gone.wait(), self._timeout)

@@ -66,7 +66,9 @@ def test_a_register_import_refuses_a_resident_from_a_pooled_tube(api: Api, r: re
         for _, f in r.xrange(keys.journal("r1"))
         if f[b"k"] == b"risk"
     ]
-    assert changes == [("R", "register"), ("I", "register"), ("", "register")], changes
+    # One import's changes come in the order of the risk buckets, not of the file.
+    assert sorted(changes[:2]) == [("I", "register"), ("R", "register")], changes
+    assert changes[2:] == [("", "register")], changes
 
 
 def test_a_manual_flag_needs_a_reason_and_survives_the_register(api: Api) -> None:
