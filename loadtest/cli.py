@@ -223,6 +223,8 @@ def run(
     peak: int | None,
     max_seconds: float,
     timeout: float,
+    outage: float = 0.0,
+    outage_share: float = 1 / 3,
 ) -> dict[str, Any]:
     from sampling.store.embedded import EmbeddedServer, free_port
 
@@ -240,6 +242,7 @@ def run(
             round_id=round_id,
             run_nonce=nonce,
             overload=overload,
+            outage_share=outage_share if outage else 0.0,
         )
     lanes = len(plan.lanes)
     console.print(
@@ -254,7 +257,7 @@ def run(
     api = None
     secret = bytes.fromhex(secret_hex) if secret_hex else secrets.token_bytes(32)
     # A run directory used before starts empty: an old ledger would fail the verifier.
-    for stale in ("data", "ledger", "plan"):
+    for stale in ("data", "ledger", "plan", "surge"):
         shutil.rmtree(run_dir / stale, ignore_errors=True)
     for stale_file in ("end.json", "workers-done.json", "verify.json"):
         (run_dir / stale_file).unlink(missing_ok=True)
@@ -297,11 +300,22 @@ def run(
             "LT_TIMEOUT": str(timeout),
             "LT_BOXING": "1" if features["boxing"] else "0",
             "LT_LAB": "1" if features["lab"] else "0",
+            "LT_OUTAGE": str(outage),
+            # At the start of the morning surge: 7 a.m. of the squeezed day.
+            "LT_OUTAGE_AT": str(day * (7 - 6) / 12),
+            # An uploader per cut handheld (see Uplink in the locustfile).
+            "LT_UPLINKS": str(sum(lane.outage for lane in plan.lanes) if outage else 0),
         }
         console.print(
             f"Locust: {workers} workers, up to {peak} samplers at the 9 a.m. surge, "
             f"a day of {day:.0f} s" + (f", overload x{overload:g}" if overload > 1 else "")
         )
+        if outage:
+            cut = [lane for lane in plan.lanes if lane.outage]
+            console.print(
+                f"outage: {len(cut)} handhelds at {len({lane.site for lane in cut})} sampling "
+                f"points lose the network at {day / 12:.0f} s (7 a.m.) for {outage:g} s"
+            )
         seconds = _play(host, admin_token, plan, run_dir, env, workers)
         end = (
             json.loads((run_dir / "end.json").read_text())
@@ -325,7 +339,7 @@ def run(
             console.print("[yellow]no --redis-url/--secret: the verifier is skipped[/]")
             redis_bytes, checked = 0, {"lost": None, "doubled": None}
         (run_dir / "verify.json").write_text(json.dumps(checked, indent=1, default=str))
-        from loadtest import charts
+        from loadtest import charts, surge
 
         charts.write(run_dir, title=f"{residents:,} residents: {run_dir.name}")
         requests = stats["requests"]
@@ -349,6 +363,7 @@ def run(
                     if k not in ("mismatched_tubes", "scan_answers")
                 },
                 "redis_bytes": redis_bytes,
+                **(surge.summarize(run_dir) if outage else {}),
                 "overload": overload,
                 "workers": workers,
                 "api_workers": api_workers,
@@ -412,6 +427,22 @@ def run(
     default=10.0,
     show_default=True,
     help="Seconds a request may take before the handheld retries it.",
+)
+@click.option(
+    "--outage",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Cut the network of the handhelds of --outage-share of the sampling points at the "
+    "start of the morning surge for this long; they queue and upload on reconnecting.",
+)
+@click.option(
+    "--outage-share",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=1 / 3,
+    show_default="a third",
+    help="Share of the sampling points whose handhelds the outage cuts.",
 )
 def loadtest(**options: Any) -> None:
     """Play a whole round against the service under Locust, then verify nothing was lost."""

@@ -17,18 +17,27 @@ Offline handhelds queue the same operations without answers and upload them in
 batches of up to 500 when the network comes back; some upload a batch twice
 (the answer to the first upload was lost), and the second upload must be a
 replay of the first.
+
+An *outage* (``sampling loadtest --outage``) cuts the network of chosen lanes'
+handhelds for a while: an online handheld then keeps scanning at its pace, queues
+its operations (op id, seq, as it would send them) and decides for itself when a
+tube is full, and when its network comes back it uploads the queue through the
+offline batch API, at most ``BATCH`` operations at a time in sequence order, as
+the real handheld page does, before it sends anything else. An offline handheld
+holds its uploads until then.
 """
 
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sampling import codes
 
 if TYPE_CHECKING:
-    from collections.abc import Generator
+    from collections.abc import Callable, Generator
 
     from loadtest.plan import Lane
 
@@ -52,6 +61,28 @@ class Request:
     #: Answers that are the expected outcome (refusals we provoked on purpose).
     expected: tuple[int, ...] = (200, 201)
     upload: int = 0
+    #: Operations in this batch that were queued while the handheld's network was cut.
+    outage_ops: int = 0
+    #: With ``method`` empty: no request at all, the handheld only lets time pass
+    #: (its network is cut): ``pause`` seconds, or the pace between operations.
+    pause: float | None = None
+
+
+def no_network(pause: float | None = None) -> Request:
+    """A step of a script that sends nothing: the network is cut."""
+    return Request("", "", None, "no network", pause=pause)
+
+
+@dataclass
+class Outage:
+    """When one handheld's network is cut: ``start`` to ``end``, wall-clock seconds
+    (``end`` includes the handheld's own delay in reconnecting)."""
+
+    start: float
+    end: float
+
+    def cut(self, now: float) -> bool:
+        return self.start <= now < self.end
 
 
 @dataclass
@@ -103,9 +134,23 @@ class Resumable:
 class LaneRun(Resumable):
     """A lane in progress: its counters, its script, and the request awaiting an answer."""
 
-    def __init__(self, lane: Lane, on_closed: Any = None) -> None:
+    def __init__(
+        self,
+        lane: Lane,
+        on_closed: Any = None,
+        outage: Outage | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         super().__init__()
         self.lane = lane
+        self.outage, self.clock = outage, clock
+        #: Operations queued while the network was cut, not yet uploaded.
+        self.queue: list[dict[str, Any]] = []
+        #: Tubes that closed themselves (full) inside the queue: (tube, count).
+        self.queued_full: list[tuple[str, int]] = []
+        self.outage_ops = 0
+        #: Operations queued in the outage wait for an upload (or are being uploaded).
+        self.held = False
         self.device, self.token = lane.device, lane.token
         self.role = "offline" if lane.offline else "online"
         self.seq = 0
@@ -141,6 +186,55 @@ class LaneRun(Resumable):
             "r": op.get("resident", ""),
         }
 
+    def _cut(self) -> bool:
+        return self.outage is not None and self.outage.cut(self.clock())
+
+    def uploadable(self) -> bool:
+        """Queued operations wait and the network is back: the handheld uploads them
+        whether or not its sampler is working at the moment."""
+        return self.held and not self._cut()
+
+    def _await_network(self) -> Generator[Request, Answer, None]:
+        while self._cut():
+            assert self.outage is not None
+            yield no_network(min(1.0, max(0.05, self.outage.end - self.clock())))
+
+    def _queue(self, op: dict[str, Any]) -> Generator[Request, Answer, None]:
+        """Queue an operation with the network cut; the sampler's pace goes on."""
+        self.queue.append(op)
+        self.outage_ops += 1
+        self.held = True
+        yield no_network()
+
+    def _drain(self) -> Generator[Request, Answer, dict[str, int]]:
+        """Upload the outage queue, ``BATCH`` at a time; the count of each tube after it."""
+        counts: dict[str, int] = {}
+        queue, self.queue = self.queue, []
+        for start in range(0, len(queue), BATCH):
+            chunk = queue[start : start + BATCH]
+            body = {"ops": [{k: v for k, v in o.items() if v is not None} for o in chunk]}
+            entries = [self._entry(o) for o in chunk]
+            uploads = 2 if self.rng.random() < TWICE else 1
+            for up in range(1, uploads + 1):
+                ans = yield Request(
+                    "POST",
+                    "/batches",
+                    body,
+                    "offline batch",
+                    entries,
+                    upload=up,
+                    outage_ops=len(chunk) if up == 1 else 0,
+                )
+                if up == 1 and ans.http == 200:
+                    for res in ans.body["results"]:
+                        if res["status"] == "ok":
+                            counts[res["tube"]] = res["count"]
+        for tube, count in self.queued_full:
+            self.on_closed(self.lane.site, tube, counts.get(tube, count))
+        self.queued_full = []
+        self.held = False
+        return counts
+
     def _single(self, op: dict[str, Any], expected: tuple[int, ...] = (200, 201)) -> Request:
         kind, tube = op["kind"], op["tube"]
         body = {k: v for k, v in op.items() if k not in ("kind", "tube")}
@@ -162,6 +256,14 @@ class LaneRun(Resumable):
         pooled = [code for code, flags in self.lane.residents if not flags]
         for code in risky:
             tube = self._tube()
+            if self._cut():
+                yield from self._queue(self._op("open", tube, capacity=1))
+                yield from self._queue(self._op("scan", tube, resident=code))
+                self.queued_full.append((tube, 1))
+                self.scanned += 1
+                continue
+            if self.queue:
+                yield from self._drain()
             yield self._single(self._op("open", tube, capacity=1))
             ans = yield self._single(self._op("scan", tube, resident=code))
             self.scanned += 1
@@ -169,6 +271,29 @@ class LaneRun(Resumable):
                 self.on_closed(site, tube, 1)
         tube, count, done_codes = "", 0, []
         for code in pooled:
+            if self._cut():
+                # No answers: the handheld counts the tube itself (a garbled read is
+                # caught by its own check-character test and read again).
+                if not tube:
+                    tube, count = self._tube(), 0
+                    yield from self._queue(self._op("open", tube))
+                if self.rng.random() < DUPLICATE and done_codes:
+                    again = self.rng.choice(done_codes)
+                    yield from self._queue(self._op("scan", tube, resident=again))
+                yield from self._queue(self._op("scan", tube, resident=code))
+                self.scanned += 1
+                count += 1
+                done_codes.append(code)
+                if self.rng.random() < UNDO and count < POOL:
+                    yield from self._queue(self._op("undo", tube, resident=code))
+                    yield from self._queue(self._op("scan", tube, resident=code))
+                if count >= POOL:
+                    self.queued_full.append((tube, count))
+                    tube = ""
+                continue
+            if self.queue:
+                counts = yield from self._drain()
+                count = counts.get(tube, count) if tube else count
             if not tube:
                 tube, count = self._tube(), 0
                 yield self._single(self._op("open", tube))
@@ -197,9 +322,16 @@ class LaneRun(Resumable):
                 self.on_closed(site, tube, count)
                 tube = ""
         if tube and count:
-            ans = yield self._single(self._op("close", tube))
-            if ans.http == 200:
-                self.on_closed(site, tube, count)
+            if self._cut() or self.queue:
+                yield from self._queue(self._op("close", tube))
+                self.queued_full.append((tube, count))
+            else:
+                ans = yield self._single(self._op("close", tube))
+                if ans.http == 200:
+                    self.on_closed(site, tube, count)
+        if self.queue or self.queued_full:
+            yield from self._await_network()
+            yield from self._drain()
 
     def _offline(self) -> Generator[Request, Answer, None]:
         """Work through the queue without a network; upload when it comes back."""
@@ -235,9 +367,14 @@ class LaneRun(Resumable):
         if tube and count:
             queue.append(self._op("close", tube))
             closes.append(tube)
-        # Uploads: the network comes back every few hundred operations.
+        # Uploads: the network comes back every few hundred operations (not before
+        # the end of an outage that cuts this handheld too).
+        held = len(queue) if self._cut() else 0
+        self.outage_ops += held
+        self.held = bool(held)
         start = 0
         while start < len(queue):
+            yield from self._await_network()
             size = min(BATCH, self.rng.randint(50, 400))
             chunk = queue[start : start + size]
             start += size
@@ -247,7 +384,15 @@ class LaneRun(Resumable):
             entries = [self._entry(o) for o in chunk]
             uploads = 2 if self.rng.random() < TWICE else 1
             for up in range(1, uploads + 1):
-                ans = yield Request("POST", "/batches", body, "offline batch", entries, upload=up)
+                ans = yield Request(
+                    "POST",
+                    "/batches",
+                    body,
+                    "offline batch",
+                    entries,
+                    upload=up,
+                    outage_ops=len(chunk) if held and up == 1 else 0,
+                )
                 self.scanned += sum(o["kind"] == "scan" for o in chunk) if up == 1 else 0
                 if up == 1 and ans.http == 200:
                     closed_now = {t for t in closes if t in {o["tube"] for o in chunk}}

@@ -37,7 +37,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtest.chain import BoxJob, IntakeJob, Job, PickupJob, ResultsJob, Seq, box_code
-from loadtest.lanes import Answer, LaneRun, Request
+from loadtest.lanes import Answer, LaneRun, Outage, Request
 from loadtest.ledger import Ledger
 from loadtest.plan import WorkerPlan, load_worker
 
@@ -66,6 +66,12 @@ LAB_RESULTS = _env("LAB", "1") == "1"
 #: about a tenth of the samplers at the surge (set by the command).
 CHAIN_USERS = int(_env("CHAIN_USERS", "1"))
 CHAIN = ("sealer", "courier", "lab", "labsys")
+#: The outage (``--outage``): seconds the network of the plan's cut lanes is down,
+#: starting ``OUTAGE_AT`` seconds into the run; each handheld reconnects within
+#: ``RECONNECT`` seconds after it ends.
+OUTAGE = float(_env("OUTAGE", "0"))
+OUTAGE_AT = float(_env("OUTAGE_AT", "0"))
+RECONNECT = 10.0
 
 
 class GaveUp(Exception):
@@ -107,9 +113,19 @@ class Work:
         self.failed = 0
         self.reported = False
         self.started = time.time()
+        #: With an outage: the single scans of handhelds that stayed online and the
+        #: uploads of what the cut ones queued, with their times (``surge.py`` reads it).
+        self.surge: Ledger | None = None
+        if OUTAGE:
+            self.surge = Ledger(RUN / "surge", plan.index)
+        cut_from = self.started + OUTAGE_AT
         for lane in plan.lanes:
             self.site_lanes[lane.site] += 1
-            self.add(LaneRun(lane, self._tube_closed))
+            outage = None
+            if OUTAGE and lane.outage:
+                back = random.Random(lane.seed).uniform(0.0, RECONNECT)
+                outage = Outage(cut_from, cut_from + OUTAGE + back)
+            self.add(LaneRun(lane, self._tube_closed, outage))
 
     # -- the job pool --------------------------------------------------------------
 
@@ -131,6 +147,18 @@ class Work:
                 job = self.queues[device].popleft()
                 self.busy[device] = job
                 return job
+        return None
+
+    def claim_upload(self) -> Any:
+        """A lane whose outage queue waits for its upload, network back, nobody on it."""
+        for role in LANES:
+            for device in self.ready[role]:
+                job = self.queues[device][0]
+                if isinstance(job, LaneRun) and job.uploadable():
+                    self.ready[role].remove(device)
+                    self.readyset.discard(device)
+                    self.busy[device] = self.queues[device].popleft()
+                    return job
         return None
 
     def release(self, job: Any) -> None:
@@ -238,6 +266,8 @@ class Work:
             return
         self.reported = True
         self.ledger.flush()
+        if self.surge is not None:
+            self.surge.flush()
         self.environment.runner.send_message(
             "lt_done",
             {
@@ -268,6 +298,8 @@ def _flush(environment: Any, **_: Any) -> None:
         if not _work.idle():
             _work.unanswered()
         _work.ledger.close()
+        if _work.surge is not None:
+            _work.surge.close()
 
 
 # -- the master: who is done, and the shape --------------------------------------------
@@ -331,9 +363,15 @@ class Handheld(FastHttpUser):
                     return Answer(code, body, attempts, lost, shed)
             gevent.sleep(wait * random.uniform(1.0, 1.5))
 
-    def run_job(self, job: Job | LaneRun) -> None:
+    def run_job(self, job: Job | LaneRun, until: Any = None) -> None:
         try:
-            while (req := job.next()) is not None:
+            while not (until and until()) and (req := job.next()) is not None:
+                if not req.method:  # the network is cut: nothing is sent
+                    job.answered(Answer(0, None))
+                    pause = req.pause
+                    gevent.sleep(random.uniform(0.5, 1.5) * PACE if pause is None else pause)
+                    continue
+                sent = time.time()
                 try:
                     ans = self.send(job.token, req)
                 except GaveUp as exc:
@@ -345,11 +383,27 @@ class Handheld(FastHttpUser):
                     job.pending, job.done = None, True
                     break
                 self.work.record(req, ans)
+                if self.work.surge is not None:
+                    self._timed(job, req, ans, sent)
                 job.answered(ans)
                 if PACE:
                     gevent.sleep(random.uniform(0.5, 1.5) * PACE)
         finally:
             self.work.release(job)
+
+    def _timed(self, job: Job | LaneRun, req: Request, ans: Answer, sent: float) -> None:
+        """The sampler's wait for a single scan of a handheld that stayed online (every
+        attempt, shed ones too), and each first upload of ops queued in the outage."""
+        assert self.work.surge is not None
+        if req.outage_ops:
+            kind = "batch"
+        elif req.name == "scan" and isinstance(job, LaneRun) and job.outage is None:
+            kind = "scan"
+        else:
+            return
+        self.work.surge.write(
+            k=kind, t0=round(sent, 4), t1=round(time.time(), 4), n=req.outage_ops, h=ans.http
+        )
 
     @task
     def work_on(self) -> None:
@@ -374,6 +428,22 @@ class NetworkDropSampler(Handheld):
 
     weight = 1
     roles = ("offline", "online", *CHAIN)
+
+
+class Uplink(Handheld):
+    """A cut handheld's background upload: when the network comes back the queue goes
+    up whether or not a sampler is working the lane (Locust may have stopped the user
+    that held it when the day's curve fell). Only with ``--outage``."""
+
+    fixed_count = int(_env("UPLINKS", "0"))
+
+    @task
+    def work_on(self) -> None:
+        job = self.work.claim_upload()
+        if job is None:
+            gevent.sleep(0.2)
+            return
+        self.run_job(job, until=lambda: not job.held)
 
 
 class Sealer(Handheld):
@@ -470,6 +540,9 @@ class RoundDay(LoadTestShape):
         samplers = max(self.floor, round(self.peak * level(hour)))
         classes: list[type[Any]] = [Sampler, NetworkDropSampler, Viewer]
         fixed = 1
+        if Uplink.fixed_count:
+            classes.append(Uplink)
+            fixed += Uplink.fixed_count
         if BOXING:
             classes += [Sealer, Courier, LabDesk]
             fixed += Sealer.fixed_count + Courier.fixed_count + LabDesk.fixed_count

@@ -46,6 +46,8 @@ class Lane:
     tube_base: int
     seed: int
     token: str = ""
+    #: The handheld is at a sampling point whose network the outage cuts (``--outage``).
+    outage: bool = False
 
 
 @dataclass
@@ -157,9 +159,11 @@ def build(
     run_nonce: int = 0,
     overload: float = 1.0,
     per_site: int = PER_SITE,
+    outage_share: float = 0.0,
 ) -> Plan:
     """The whole plan; ``run_nonce`` keeps tube and box serials unique across runs
-    against one long-lived service (a tube barcode is opened once, ever)."""
+    against one long-lived service (a tube barcode is opened once, ever).
+    ``outage_share``: the share of sampling points whose every handheld an outage cuts."""
     n_sites = max(2, residents // per_site)
     d: District = district(residents, n_sites, seed)
     rng = random.Random(seed)
@@ -176,6 +180,11 @@ def build(
             risk.append((r.code, flags))
         by_site[grid_site[r.grid]].append((r.code, flags))
     size = lane_size(residents, overload)
+    # Its own generator, so the lanes of a run without an outage stay as they were.
+    cut: set[str] = set()
+    if outage_share > 0:
+        n_cut = min(len(d.sites), max(1, round(len(d.sites) * outage_share)))
+        cut = set(random.Random(seed + 1).sample(sorted(by_site), n_cut))
     lanes: list[Lane] = []
     tube_root = (10 + run_nonce % 90) * 10**9
     for site, queue in by_site.items():
@@ -190,6 +199,7 @@ def build(
                     residents=queue[start : start + size],
                     tube_base=tube_root + i * 100_000,
                     seed=seed * 1_000_003 + i,
+                    outage=site in cut,
                 )
             )
     # Deal lanes so each worker gets a mix of sites and of offline handhelds.

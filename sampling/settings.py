@@ -56,6 +56,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Requests one API worker may have in flight; past it, an immediate 503
     #: ``overloaded`` with Retry-After instead of a queue that times out.
     max_inflight: int = 256
+    #: Offline batch uploads one API worker may have in flight, apart from (and
+    #: never taking room from) ``max_inflight``: a reconnect surge of batches is
+    #: turned away with 503 while single scans still get in.
+    max_inflight_batches: int = 4
     #: The district's time zone (IANA name): every time shown to a person, in
     #: pages, CLI output and files, is in this zone (``sampling.localtime``).
     tz: str = "Asia/Shanghai"
@@ -130,6 +134,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             redis_timeout=float(number("REDIS_TIMEOUT", 2.0, float)),
             max_body=int(number("MAX_BODY", 2_000_000, int)),
             max_inflight=int(number("MAX_INFLIGHT", 256, int)),
+            max_inflight_batches=int(number("MAX_INFLIGHT_BATCHES", 4, int)),
             tz=tz,
             archiver=get("ARCHIVER", "0").lower() in ("1", "true", "yes"),
             archive_every=float(number("ARCHIVE_EVERY", 30.0, float)),

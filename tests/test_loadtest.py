@@ -1,4 +1,6 @@
-"""The load test end to end: a small round through ``python -m loadtest``, verified clean.
+"""The load test end to end: a small round through ``python -m loadtest``, verified clean,
+with a short network outage at a third of the sampling points (their handhelds queue and
+upload through the offline batch API when it ends).
 
 20,000 residents by default; ``SAMPLING_LOADTEST_RESIDENTS`` lowers it on a slow
 machine.
@@ -33,6 +35,8 @@ def test_a_round_loses_nothing(tmp_path: Path) -> None:
             "2",
             "--api-workers",
             "2",
+            "--outage",
+            "15",
         ],
         capture_output=True,
         text=True,
@@ -54,5 +58,9 @@ def test_a_round_loses_nothing(tmp_path: Path) -> None:
     assert summary["bound"] == summary["planned"]
     assert summary["errors"] == 0
     assert summary["requests"] > summary["planned"] / 2
+    # The outage: ops were queued and uploaded, and the drain was measured.
+    assert summary["outage_ops"] > 0
+    assert summary["outage_batches"] > 0
+    assert summary["drain_seconds"] is not None
     for report in ("locust_stats.csv", "locust.html", "verify.json"):
         assert (tmp_path / "run" / report).exists(), report

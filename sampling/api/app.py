@@ -35,7 +35,7 @@ from sampling.web import docs_plugins, routes, template_config
 
 def create_app(settings: Settings | None = None, extra_routes: list[Any] | None = None) -> Litestar:
     settings = settings or Settings.from_env()
-    gate = Gate(settings.max_inflight)
+    gate = Gate(settings.max_inflight, settings.max_inflight_batches)
 
     async def startup(app: Litestar) -> None:
         app.state.services = services = Services.build(settings)

@@ -13,6 +13,11 @@ thing that is slow.
   flight. Past the cap a request is answered at once with 503 ``overloaded``
   and ``Retry-After``: under overload the service says "later" quickly instead
   of letting every request queue until the client times out.
+  Offline batch uploads (``POST .../batches``) have room of their own
+  (``batch_limit``) and never take the single requests' room: when every
+  handheld of a district reconnects at once with hundreds of queued operations,
+  the batches queue among themselves (503, try again) while the online
+  handhelds' single scans still get in at once.
 """
 
 from __future__ import annotations
@@ -36,6 +41,9 @@ if TYPE_CHECKING:
 MAX_BUCKETS = 100_000
 #: Paths never refused by admission control: liveness must answer under load.
 EXEMPT = frozenset({"/healthz"})
+#: Path ending of the offline batch upload (``/v1/rounds/<round>/batches``), which
+#: admission counts apart from single requests.
+BATCH_SUFFIX = "/batches"
 
 
 class DeviceLimiter:
@@ -91,13 +99,21 @@ _HEADERS = [
 
 
 class Gate:
-    """The in-flight count of one worker, shared by every route's middleware instance
-    (Litestar builds the middleware stack once per route handler)."""
+    """The in-flight counts of one worker, shared by every route's middleware instance
+    (Litestar builds the middleware stack once per route handler): ``limit`` for
+    single requests, ``batch_limit`` apart for offline batch uploads."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, batch_limit: int = 4) -> None:
         self.limit = limit
+        self.batch_limit = batch_limit
         self.inflight = 0
+        self.batches = 0
         self.refused = 0
+        self.refused_batches = 0
+
+
+def _is_batch(scope: Scope) -> bool:
+    return scope.get("method") == "POST" and str(scope["path"]).endswith(BATCH_SUFFIX)
 
 
 class Admission:
@@ -112,10 +128,20 @@ class Admission:
         if scope["type"] != ScopeType.HTTP or scope["path"] in EXEMPT:
             await self.app(scope, receive, send)
             return
+        if _is_batch(scope):
+            if gate.batches >= gate.batch_limit:
+                gate.refused_batches += 1
+                await _refuse(send)
+                return
+            gate.batches += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                gate.batches -= 1
+            return
         if gate.inflight >= gate.limit:
             gate.refused += 1
-            await send({"type": "http.response.start", "status": 503, "headers": _HEADERS})
-            await send({"type": "http.response.body", "body": _OVERLOADED})  # type: ignore[arg-type]
+            await _refuse(send)
             return
         gate.inflight += 1
         try:
@@ -124,8 +150,13 @@ class Admission:
             gate.inflight -= 1
 
 
+async def _refuse(send: Send) -> None:
+    await send({"type": "http.response.start", "status": 503, "headers": _HEADERS})
+    await send({"type": "http.response.body", "body": _OVERLOADED})  # type: ignore[arg-type]
+
+
 def admission(gate: Gate) -> Callable[[ASGIApp], Any]:
-    """The middleware factory Litestar takes: ``middleware=[admission(Gate(256))]``."""
+    """The middleware factory Litestar takes: ``middleware=[admission(Gate(256, 4))]``."""
 
     def build(app: ASGIApp) -> Admission:
         return Admission(app, gate)

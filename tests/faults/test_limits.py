@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from litestar import get
+from litestar import get, post
 from litestar.testing import TestClient
 
 from sampling.api.app import create_app
@@ -103,3 +103,56 @@ def test_overload_answers_503_at_once(tiny_app: TestClient) -> None:  # type: ig
         assert resp.headers["content-type"] == "application/problem+json"
     assert tiny_app.get("/healthz").status_code == 200  # liveness is never refused
     assert tiny_app.app.state.gate.inflight == 0
+
+
+@post("/slow/batches", opt={}, status_code=200)
+async def slow_batch() -> dict[str, str]:
+    await asyncio.sleep(0.5)
+    return {"ok": "batch"}
+
+
+@pytest.fixture
+def batch_app(tmp_path: Path) -> Iterator[TestClient]:  # type: ignore[type-arg]
+    settings = Settings(
+        redis_url="redis://127.0.0.1:1/0",
+        data_dir=tmp_path,
+        secret_hex=SECRET,
+        max_inflight=3,
+        max_inflight_batches=2,
+    )
+    with TestClient(app=create_app(settings, extra_routes=[slow, slow_batch])) as client:
+        yield client
+
+
+def test_batches_have_room_of_their_own(batch_app: TestClient) -> None:  # type: ignore[type-arg]
+    """A surge of batch uploads fills only the batches' room: single requests sent while
+    it is full still get in, and singles filling their room never refuse a batch."""
+
+    async def surge() -> tuple[list[int], list[int]]:
+        transport = httpx.ASGITransport(app=batch_app.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            batches = [asyncio.ensure_future(client.post("/slow/batches")) for _ in range(8)]
+            await asyncio.sleep(0.1)  # the batches are in flight
+            singles = await asyncio.gather(*(client.get("/slow") for _ in range(3)))
+            return [r.status_code for r in await asyncio.gather(*batches)], [
+                r.status_code for r in singles
+            ]
+
+    batches, singles = batch_app.blocking_portal.call(surge)  # type: ignore[union-attr]
+    assert sorted(batches) == [200, 200] + [503] * 6, batches
+    assert singles == [200, 200, 200]
+
+    async def flood() -> tuple[list[int], int]:
+        transport = httpx.ASGITransport(app=batch_app.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            singles = [asyncio.ensure_future(client.get("/slow")) for _ in range(8)]
+            await asyncio.sleep(0.1)
+            batch = await client.post("/slow/batches")
+            return [r.status_code for r in await asyncio.gather(*singles)], batch.status_code
+
+    singles, batch = batch_app.blocking_portal.call(flood)  # type: ignore[union-attr]
+    assert sorted(singles) == [200] * 3 + [503] * 5, singles
+    assert batch == 200
+    gate = batch_app.app.state.gate
+    assert gate.inflight == gate.batches == 0
+    assert gate.refused_batches == 6
