@@ -15,6 +15,7 @@ from sampling import codes
 from sampling.api.app import create_app
 from sampling.settings import Settings
 from sampling.store.embedded import EmbeddedServer, free_port
+from tests.cluster import Cluster
 
 SECRET = "ab" * 32
 
@@ -28,6 +29,22 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]
 @pytest.fixture
 def r(server: EmbeddedServer) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(server.url)
+    client.flushall()
+    yield client
+    client.flushall()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A 3-master cluster, started for the first test that asks and kept for the session."""
+    with Cluster(tmp_path_factory.mktemp("cluster")) as c:
+        yield c
+
+
+@pytest.fixture
+def cr(cluster: Cluster) -> Iterator[redis.RedisCluster]:
+    client = redis.RedisCluster.from_url(cluster.url)
     client.flushall()
     yield client
     client.flushall()

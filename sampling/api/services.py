@@ -83,7 +83,7 @@ class Services:
                 tz=settings.tz,
             ),
             boxer=boxer,
-            lab=LabResults(redis),
+            lab=LabResults(redis, waitaof=settings.durability == "waitaof"),
             live=LiveFigures(redis, settings, boxer),
             review=Review(redis),
             doorlog=DoorLog(redis, hasher),

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 
 from sampling import adminlog, codes, localtime
 from sampling.adminlog import Registry
@@ -39,22 +37,23 @@ from sampling.binding.models import (
     Round,
     Tube,
 )
-from sampling.binding.tube import TubeRecord
-from sampling.boxing import keys as boxing_keys
-from sampling.codecheck import check_code, tube_code
-from sampling.errors import (
-    BadInput,
-    BatchTooLarge,
-    Forbidden,
-    NotDurable,
-    NotFound,
-    Refusal,
-    Unavailable,
+from sampling.binding.scripts import (
+    SEQ_AHEAD,
+    SEQ_MAX,
+    TAKEN,
+    Apply,
+    ApplyOp,
+    ApplyReply,
+    Claim,
+    RiskFlags,
+    Settle,
 )
-from sampling.lab import keys as lab_keys
+from sampling.binding.tube import TubeRecord
+from sampling.codecheck import check_code, tube_code
+from sampling.errors import BadInput, BatchTooLarge, Forbidden, NotFound, Refusal
 from sampling.oplog import fingerprint
 from sampling.store.client import as_bytes
-from sampling.store.scripts import Scripts, source
+from sampling.store.scripts import Runner
 
 if TYPE_CHECKING:
     from sampling.auth.models import Device
@@ -62,16 +61,6 @@ if TYPE_CHECKING:
     from sampling.privacy import ResidentHasher
     from sampling.store.client import AnyRedis
     from sampling.store.lane import Lane
-
-#: A device may skip at most this many sequence numbers at once (lost operations
-#: show up as gaps; a wild number does not allocate megabytes of op log).
-SEQ_AHEAD = 10_000
-SEQ_MAX = 1_000_000
-_CLAIM_LUA = "claim"
-_SETTLE_LUA = "settle"
-#: claim.lua's answer when this request took the claim (it is pending until settled).
-_TAKEN = 2
-_PKG = "sampling.binding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +113,9 @@ class Binder:
         self._hasher = hasher
         self._rounds = rounds
         self._sites = sites
-        self._scripts = Scripts(redis, _PKG, ("apply", _CLAIM_LUA, _SETTLE_LUA, "risk"))
+        self._run = Runner(redis, waitaof=waitaof, lane=lane)
         self._max_batch = max_batch
-        self._waitaof = waitaof
         self._lane = lane
-        #: Plain clients to cluster nodes, for WAITAOF on the connection that wrote.
-        self._nodes: dict[str, Any] = {}
         self._known: dict[str, Round] = {}
         self._skew = clock_skew
         self._tz = tz
@@ -415,12 +401,7 @@ class Binder:
             highest = max(highest, i.seq)
             if i.kind != "open" or i.tube in held or not fresh[i.seq]:
                 continue
-            claim = [keys.tube_claim(i.tube)], [i.tube, round_id, nonce]
-            if self._lane is not None:
-                got = (await self._lane.evalsha(source(_PKG, "claim.lua"), *claim))[0]
-            else:
-                got = await self._scripts.run(_CLAIM_LUA, *claim)
-            held[i.tube] = int(got)
+            held[i.tube] = await self._run(Claim.of_tube(i.tube, round_id, nonce))
         return held
 
     async def _settle(
@@ -431,16 +412,13 @@ class Binder:
         Called only once the round's step has answered (a lost connection leaves
         a claim with its round, as an accepted open would).
         """
-        calls = [
-            ([keys.tube_claim(tube)], [tube, round_id, nonce, "1" if tube in accepted else "0"])
-            for tube, got in claims.items()
-            if got == _TAKEN
-        ]
-        if self._lane is not None:
-            lane, script = self._lane, source(_PKG, "settle.lua")
-            await asyncio.gather(*(lane.evalsha(script, *c) for c in calls))
-        else:
-            await asyncio.gather(*(self._scripts.run(_SETTLE_LUA, *c) for c in calls))
+        await asyncio.gather(
+            *(
+                self._run(Settle.of_tube(tube, round_id, nonce, accepted=tube in accepted))
+                for tube, got in claims.items()
+                if got == TAKEN
+            )
+        )
 
     async def _apply(self, device: Device, round_id: str, items: list[_Op]) -> list[OpResult]:
         # A grid team binds too: residents sampled at home, at their door (sampling.lab.doorlog).
@@ -450,64 +428,44 @@ class Binder:
             await self._round(round_id)  # NotFound for an unknown round, before any claim
         nonce = secrets.token_hex(8)
         claims = await self._claims(device, round_id, items, nonce)
-        ks = [
-            keys.meta(round_id),
-            keys.count(round_id),
-            keys.journal(round_id),
-            keys.oplog(round_id, device.id),
-            keys.revoked(round_id),
-            *keys.activity(round_id),
-            # Read only, to let a re-sample whose tube failed be tried again.
-            lab_keys.result(round_id),
-            boxing_keys.lost(round_id),
-        ]
-        args: list[bytes | str | int] = [device.id, device.site, SEQ_AHEAD, SEQ_MAX]
-        for i in items:
-            tkey = keys.tube(round_id, i.tube)
-            if i.rhash:
-                ks += [
-                    tkey,
-                    keys.resident_bucket(round_id, i.rhash),
-                    keys.risk_bucket(round_id, i.rhash),
-                ]
-            else:
-                ks += [tkey, tkey, tkey]
-            cap = f"{i.capacity}:{int(claims.get(i.tube, 0) > 0)}" if i.kind == "open" else "0"
-            args += [
-                i.seq,
-                _fingerprint(i),
-                i.op,
-                i.kind,
-                i.tube,
-                codes.tube_number(i.tube),
-                cap,
-                i.purpose,
-                i.rhash,
-                i.clock,
-            ]
-        reply = await self._run_apply(ks, args)
-        whole = reply[0] if reply and reply[0] in (b"revoked", b"round_not_found") else None
+        call = Apply(
+            round_id,
+            device.id,
+            device.site,
+            [
+                ApplyOp(
+                    seq=i.seq,
+                    fingerprint=_fingerprint(i),
+                    op=i.op,
+                    kind=i.kind,
+                    tube=i.tube,
+                    capacity=i.capacity,
+                    claim=claims.get(i.tube, 0) > 0,
+                    purpose=i.purpose,
+                    rhash=i.rhash,
+                    clock=i.clock,
+                )
+                for i in items
+            ],
+        )
+        reply: ApplyReply = await self._run(call)
         if claims:
             # A refused open keeps no claim it took: the barcode stays usable elsewhere.
-            accepted: set[str] = set()
-            if whole is None:
-                accepted = {
-                    i.tube
-                    for n, i in enumerate(items)
-                    if i.kind == "open" and reply[4 * n] == b"ok"
-                }
+            accepted = {
+                i.tube
+                for i, got in zip(items, reply.ops, strict=False)
+                if i.kind == "open" and got.status == "ok"
+            }
             await self._settle(round_id, nonce, claims, accepted)
-        if whole == b"revoked":
+        if reply.refused == "revoked":
             raise Refusal("token_revoked", "this device's token was revoked", 401)
-        if whole == b"round_not_found":
+        if reply.refused == "round_not_found":
             raise RoundNotFound(f"no round {round_id}: check the round id", round=round_id)
         out: list[OpResult] = []
-        for n, i in enumerate(items):
-            status = reply[4 * n].decode()
-            aux, closed, replayed = (int(x) for x in reply[4 * n + 1 : 4 * n + 4])
+        for i, got in zip(items, reply.ops, strict=True):
             clock = _CLOCKS.get(i.clock, "device")
-            if status != "ok":
-                message = await self._explain(round_id, status, i, aux)
+            if got.status != "ok":
+                message = await self._explain(round_id, got.status, i, got.aux)
             else:
                 message = UNTRUSTED_CLOCK if clock == "untrusted" else ""
             out.append(
@@ -516,50 +474,15 @@ class Binder:
                     op=i.op,
                     kind=i.kind,
                     tube=i.tube,
-                    status=status,
+                    status=got.status,
                     message=message,
-                    count=aux,
-                    closed=bool(closed),
-                    replayed=bool(replayed),
+                    count=got.aux,
+                    closed=got.closed,
+                    replayed=got.replayed,
                     clock=clock,
                 )
             )
         return out
-
-    async def _run_apply(self, ks: list[str], args: list[bytes | str | int]) -> list[bytes]:
-        if self._lane is not None:
-            reply: list[bytes] = await self._lane.script(
-                source(_PKG, "apply.lua"), ks, args, waitaof=self._waitaof
-            )
-            return reply
-        if not self._waitaof:
-            result: list[bytes] = await self._scripts["apply"](keys=ks, args=args)
-            return result
-        # WAITAOF must follow the write on the same connection: one pipeline,
-        # one round trip. numlocal=1: the local AOF fsync is what we promise.
-        # On a cluster the pipeline goes to the node that owns the round's slot
-        # (a cluster pipeline refuses scripts, and WAITAOF has no key to route by).
-        client: Any = self._redis
-        if isinstance(client, RedisCluster):
-            node = client.get_node_from_key(ks[0])
-            if node is None:
-                raise Unavailable("the cluster has no node for this round's slot; retry shortly")
-            client = self._nodes.get(node.name)
-            if client is None:
-                kw = node.connection_kwargs
-                client = self._nodes[node.name] = Redis(
-                    host=node.host,
-                    port=int(node.port),
-                    password=kw.get("password"),
-                    socket_timeout=kw.get("socket_timeout"),
-                )
-        pipe = client.pipeline(transaction=False)
-        await self._scripts["apply"](keys=ks, args=args, client=pipe)
-        pipe.execute_command("WAITAOF", 1, 0, 1000)
-        reply, (local, _) = await pipe.execute()
-        if int(local) < 1:
-            raise NotDurable
-        return list(reply)
 
     async def _explain(self, round_id: str, status: str, item: _Op, aux: int) -> str:
         detail = ""
@@ -632,13 +555,8 @@ class Binder:
                 "say why these residents are flagged by hand (reason): the register's "
                 "labels and health-code colours flag residents by themselves",
             )
-        ks = [keys.meta(round_id), keys.journal(round_id)]
-        args: list[Any] = [by, update.reason]
-        for rhash, flags in hashes:
-            ks.append(keys.risk_bucket(round_id, rhash))
-            args += [rhash[1:], flags, rhash]
-        written = int(await self._scripts.run("risk", ks, args))
-        if written < 0:
+        written = await self._run(RiskFlags(round_id, by, update.reason, hashes))
+        if written is None:
             raise RoundNotFound(f"no round {round_id}: check the round id", round=round_id)
         set_, cleared = sum(1 for _, f in hashes if f), sum(1 for _, f in hashes if not f)
         await Registry(self._redis).note(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sampling import codes
 from sampling.binding.rounds import Sites
-from sampling.binding.service import SEQ_AHEAD, SEQ_MAX
+from sampling.binding.scripts import Claim
 from sampling.binding.tube import TubeRecord
 from sampling.boxing import keys
 from sampling.boxing.config import BoxingConfig
@@ -31,11 +31,11 @@ from sampling.boxing.models import (
     Timeline,
     TubeIssue,
 )
+from sampling.boxing.scripts import Custody, Unboxed, Unresulted
 from sampling.codecheck import check_code
-from sampling.errors import BadInput, Forbidden, NotDurable, NotFound, Refusal
-from sampling.lab import keys as lab_keys
+from sampling.errors import BadInput, Forbidden, NotFound, Refusal
 from sampling.oplog import fingerprint
-from sampling.store.scripts import Scripts, source
+from sampling.store.scripts import Runner
 
 if TYPE_CHECKING:
     from sampling.auth.models import Device
@@ -88,10 +88,9 @@ class Boxer:
         # so the client is held untyped here rather than cast at every read.
         self._redis: Any = redis
         self.config = config or BoxingConfig()
-        self._scripts = Scripts(redis, "sampling.boxing", ("custody", "unboxed", "unresulted"))
-        self._claim = Scripts(redis, "sampling.binding", ("claim",))
-        self._waitaof = waitaof
-        self._lane = lane
+        # Box adds and intake scans come a tube at a time, as scans do: the same
+        # multiplexed connection, when there is one.
+        self._run = Runner(redis, waitaof=waitaof, lane=lane)
 
     # -- the sealer ----------------------------------------------------------------
 
@@ -102,9 +101,9 @@ class Boxer:
         code = check_code(box, codes.CodeKind.BOX, "box")
         if not await self._redis.exists(keys.meta(round_id)):
             raise NotFound(f"no round {round_id}", round=round_id)
-        held = await self._claim.run("claim", [keys.box_claim(code)], [code, round_id])
+        held = await self._run(Claim(keys.box_claim(code), code, round_id))
         args = (self.config.capacity, lab, int(bool(held)))
-        return await self._run(device, round_id, "open", code, "", seq, op, args, payload=lab)
+        return await self._custody(device, round_id, "open", code, "", seq, op, args, payload=lab)
 
     async def add(
         self, device: Device, round_id: str, box: str, tube: str, seq: int, op: str
@@ -135,7 +134,7 @@ class Boxer:
                 t.decode() for t in await self._redis.hkeys(keys.box_tubes(round_id, code))
             )
             try:
-                return await self._run(
+                return await self._custody(
                     device,
                     round_id,
                     "seal",
@@ -221,12 +220,12 @@ class Boxer:
         self._role(device, kind)
         code = check_code(box, codes.CodeKind.BOX, "box")
         tcode = check_code(tube, codes.CodeKind.TUBE, "tube") if tube else ""
-        result = await self._run(
+        result = await self._custody(
             device, round_id, kind, code, tcode, seq, op, args, payload="|".join(map(str, args))
         )
         return result
 
-    async def _run(
+    async def _custody(
         self,
         device: Device,
         round_id: str,
@@ -240,51 +239,28 @@ class Boxer:
         payload: str,
         inside: list[str] | None = None,
     ) -> BoxResult:
-        bkey = keys.box(round_id, box)
-        ks = [
-            keys.meta(round_id),
-            keys.journal(round_id),
-            keys.oplog(round_id, device.id),
-            keys.revoked(round_id),
-            bkey,
-            keys.box_tubes(round_id, box),
-            keys.tube_box(round_id, tube) if tube else bkey,
-            keys.tube(round_id, tube) if tube else bkey,
-            keys.intake(round_id, box),
-            *(keys.due(round_id, w) for w in keys.DUE),
-            keys.count(round_id),
-            *keys.activity(round_id),
-            *(keys.tube(round_id, t) for t in inside or ()),
-            *((keys.lost(round_id),) if kind in ("intake", "intake_close") else ()),
-        ]
-        padded = (*args, "", "", "")[:3]
-        argv: list[str | int | bytes] = [
-            device.id,
-            device.site,
-            device.lab,
-            SEQ_AHEAD,
-            SEQ_MAX,
-            seq,
-            fingerprint(op, f"{kind}|{box}|{tube}|{payload}".encode()),
-            op,
-            kind,
-            box,
-            tube,
-            *padded,
-            *(inside or ()),
-        ]
-        reply = await self._eval(ks, argv)
-        head = reply[0].decode()
+        reply = await self._run(
+            Custody(
+                round_id,
+                device.id,
+                device.site,
+                device.lab,
+                seq,
+                fingerprint(op, f"{kind}|{box}|{tube}|{payload}".encode()),
+                op,
+                kind,
+                box,
+                tube,
+                args,
+                inside or [],
+            )
+        )
+        head = reply.status
         if head == "revoked":
             raise Refusal("token_revoked", "this device's token was revoked", 401)
         if head == "box_changed":
             raise _BoxChanged
-        replayed, state, tubes, samples = (
-            bool(int(reply[1])),
-            reply[2].decode(),
-            int(reply[3]),
-            int(reply[4]),
-        )
+        state, tubes, samples = reply.state, reply.tubes, reply.samples
         if head != "ok":
             ctx: dict[str, Any] = {
                 "box": box,
@@ -315,30 +291,8 @@ class Boxer:
             state=state,
             tubes=tubes,
             samples=samples,
-            replayed=replayed,
+            replayed=reply.replayed,
         )
-
-    async def _eval(self, ks: list[str], argv: list[str | int | bytes]) -> list[Any]:
-        if self._lane is not None:
-            # Box adds and intake scans come a tube at a time, as scans do: the same
-            # multiplexed connection.
-            return list(
-                await self._lane.script(
-                    source("sampling.boxing", "custody.lua"), ks, argv, waitaof=self._waitaof
-                )
-            )
-        script = self._scripts["custody"]
-        if not self._waitaof:
-            reply: list[Any] = await script(keys=ks, args=argv)
-            return reply
-        # WAITAOF on the same connection as the write: the local fsync is the promise.
-        pipe = self._redis.pipeline(transaction=False)
-        await script(keys=ks, args=argv, client=pipe)
-        pipe.execute_command("WAITAOF", 1, 0, 1000)
-        reply, (local, _) = await pipe.execute()
-        if int(local) < 1:
-            raise NotDurable
-        return list(reply)
 
     async def _explain(
         self,
@@ -571,18 +525,9 @@ class Boxer:
             cursor = page[-1][0].decode()
             for i in range(0, max(len(tubes), 1), _TUBE_PAGE):
                 chunk = tubes[i : i + _TUBE_PAGE]
-                total = await self._scripts.run(
-                    "unboxed",
-                    [
-                        keys.due(round_id, "unboxed"),
-                        keys.due_cursor(round_id),
-                        keys.due(round_id, "open"),
-                        *(keys.tube(round_id, t) for t in chunk),
-                    ],
-                    [cursor, *chunk],
-                )
+                total = await self._run(Unboxed(round_id, cursor, chunk))
             if len(page) < _JOURNAL_PAGE:
-                return int(total)
+                return total
 
     async def overdue(
         self,
@@ -611,21 +556,20 @@ class Boxer:
         for which in (*keys.DUE, "open", "result"):
             cutoff = int((at - lim[which]) * 1000)
             if which == "result":
-                flat = await self._scripts.run(
-                    "unresulted",
-                    [
-                        keys.awaiting_result(round_id),
-                        lab_keys.result(round_id),
-                        keys.lost(round_id),
-                    ],
-                    [cutoff, limit],
-                )
-                rows = [(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+                rows = await self._run(Unresulted(round_id, cutoff, limit))
             else:
-                rows = await self._redis.zrangebyscore(
-                    keys.due(round_id, which), "-inf", cutoff, start=0, num=limit, withscores=True
-                )
-            codes_ = [c.decode() for c, _ in rows]
+                rows = [
+                    (c.decode(), score)
+                    for c, score in await self._redis.zrangebyscore(
+                        keys.due(round_id, which),
+                        "-inf",
+                        cutoff,
+                        start=0,
+                        num=limit,
+                        withscores=True,
+                    )
+                ]
+            codes_ = [c for c, _ in rows]
             if which in ("unboxed", "open"):
                 places = await self._tube_sites(round_id, codes_)
             elif which == "result":

@@ -221,12 +221,15 @@ def results_import(file: Path, round_id: str, dry_run: bool, lab: str, as_json: 
     except SamplingError as exc:
         raise click.ClickException(str(exc)) from exc
 
+    waitaof = _settings().durability == "waitaof"
+
     async def go(url: str) -> IngestReport:
         redis = connect(url)
         try:
             await Rounds(redis).get(round_id)
-            return await LabResults(redis).ingest(round_id, parsed, device=cli_user(),
-                                                  dry_run=dry_run)  # fmt: skip
+            return await LabResults(redis, waitaof=waitaof).ingest(
+                round_id, parsed, device=cli_user(), dry_run=dry_run
+            )
         finally:
             await redis.aclose()
 

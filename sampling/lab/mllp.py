@@ -291,7 +291,8 @@ class Running:
         redis = from_settings(settings, url)
         try:
             listener = Listener(
-                redis, Devices(redis), Rounds(redis), LabResults(redis),
+                redis, Devices(redis), Rounds(redis),
+                LabResults(redis, waitaof=settings.durability == "waitaof"),
                 device_id=device_id, round_id=round_id,
             )  # fmt: skip
             server = await listener.start(host, port)

@@ -22,7 +22,8 @@ from sampling.lab.models import (
     RowProblem,
     RowStatus,
 )
-from sampling.store.scripts import Scripts
+from sampling.lab.scripts import Record, RecordRow
+from sampling.store.scripts import Runner
 
 if TYPE_CHECKING:
     from sampling.auth.models import Device
@@ -40,9 +41,9 @@ def _text(v: bytes | str) -> str:
 
 
 class LabResults:
-    def __init__(self, redis: AnyRedis) -> None:
+    def __init__(self, redis: AnyRedis, *, waitaof: bool = False) -> None:
         self._redis = redis
-        self._scripts = Scripts(redis, "sampling.lab", ("record",))
+        self._run = Runner(redis, waitaof=waitaof)
 
     async def ingest(
         self,
@@ -107,49 +108,14 @@ class LabResults:
         dry_run: bool,
     ) -> list[tuple[RowStatus, str]]:
         boxes = await self._boxes(round_id, results) if holder is not None else []
-        ks = [
-            keys.meta(round_id),
-            keys.result(round_id),
-            keys.review(round_id),
-            keys.orphans(round_id),
-            keys.journal(round_id),
-            keys.count(round_id),
-            keys.awaiting_result(round_id),
-            keys.positives(round_id),
-        ]
-        args: list[str | int] = [device, "1" if dry_run else "0", holder or ""]
-        if holder == "":
-            # A lab device without a lab holds no tube; "" would mean "any lab" to the script.
-            args[2] = "\0"
-        for n, res in enumerate(results):
-            box = boxes[n] if boxes else ""
-            tkey = keys.tube(round_id, res.tube)
-            ks.append(tkey)
-            ks.append(boxing_keys.tube_box(round_id, res.tube))
-            if box:
-                ks += [boxing_keys.box(round_id, box), boxing_keys.intake(round_id, box)]
-            else:
-                ks += [tkey, tkey]
-            args += [
-                res.tube,
-                res.packed(),
-                res.outcome,
-                "" if res.ct_orf1ab is None else f"{res.ct_orf1ab:g}",
-                "" if res.ct_n is None else f"{res.ct_n:g}",
-                res.lab,
-                res.tested_at,
-                box,
-            ]
-        reply = await self._scripts.run("record", ks, args)
-        words = [_text(w) for w in reply]
-        if words == ["round_not_found"]:
+        rows = [RecordRow(res, boxes[n] if boxes else "") for n, res in enumerate(results)]
+        reply = await self._run(Record(round_id, device, rows, dry_run, holder))
+        if reply.round_not_found:
             raise NotFound(f"no round {round_id}", round=round_id)
         out: list[tuple[RowStatus, str]] = []
-        for n, word in enumerate(words):
-            status, _, why = word.partition(":")
+        for row, (status, why) in zip(rows, reply.rows, strict=True):
             if status == "refused":
-                box = boxes[n] if boxes else ""
-                out.append(("refused", _why(why, results[n].tube, box, holder or "")))
+                out.append(("refused", _why(why, row.result.tube, row.box, holder or "")))
             else:
                 out.append((status, ""))  # type: ignore[arg-type]
         return out

@@ -1,20 +1,49 @@
-"""Lua scripts as files beside the module that runs them, registered once per client.
+"""Lua scripts as files beside the module that runs them, and the one way to run them.
 
-redis-py's registered script runs EVALSHA and, on NOSCRIPT (a restarted or
-failed-over server), loads the script and retries, so a Redis restart never
-reaches the client as an error.
+Each script a service runs has a typed call (:class:`Call`): a small frozen
+dataclass in its domain's ``scripts.py`` that names the script's keys and
+arguments, lays them out as the ``.lua`` file's header says (:meth:`Call.layout`)
+and decodes the reply into named fields (:meth:`Call.decode`). The services and
+the script tests build the same calls, so KEYS and ARGV are laid out in one place.
+
+:class:`Runner` runs calls, the same way for every domain:
+
+- EVALSHA, and on NOSCRIPT (a restarted or failed-over server) SCRIPT LOAD and
+  once more, so a Redis restart never reaches the client as an error;
+- on the multiplexed lane when there is one (a single server's hot path);
+- for a call that writes what the durability setting covers (``Call.durable``),
+  with ``waitaof``: WAITAOF right after the script on the same connection, one
+  round trip, and :class:`~sampling.errors.NotDurable` unless the local AOF fsync
+  is confirmed. On a cluster that connection is one to the node that owns the
+  call's slot (its first key): a cluster pipeline refuses scripts, and WAITAOF has
+  no key to route by, so redis-py would send it to the default node instead.
+
+:class:`Scripts` registers scripts on a client for the modules that run them
+without a typed call yet.
 """
 
 from __future__ import annotations
 
+import hashlib
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
+
+from sampling.errors import NotDurable, Unavailable
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
     from sampling.store.client import AnyRedis
+    from sampling.store.lane import Lane
+
+R = TypeVar("R")
+#: WAITAOF numlocal=1, numreplicas=0, 1 s: the local AOF fsync is what the service promises.
+_WAITAOF = ("WAITAOF", 1, 0, 1000)
 
 
 @cache
@@ -22,8 +51,122 @@ def source(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 
+@cache
+def _sha(package: str, name: str) -> str:
+    return hashlib.sha1(source(package, name).encode()).hexdigest()
+
+
+class Call(Generic[R]):
+    """One call of one script: its KEYS and ARGV, and how its reply reads.
+
+    Subclasses are frozen dataclasses; the class names the script file
+    (``package``, ``name`` without ``.lua``) and whether its write is one the
+    durability setting covers.
+    """
+
+    __slots__ = ()
+    package: ClassVar[str]
+    name: ClassVar[str]
+    #: WAITAOF follows it under the ``waitaof`` durability setting.
+    durable: ClassVar[bool] = False
+
+    @classmethod
+    def source(cls) -> str:
+        return source(cls.package, cls.name + ".lua")
+
+    def layout(self) -> tuple[list[Any], list[Any]]:
+        """KEYS and ARGV, in the order the script's header gives."""
+        raise NotImplementedError
+
+    def decode(self, reply: Any) -> R:
+        """The script's reply as named fields."""
+        raise NotImplementedError
+
+
+class Runner:
+    """Runs typed script calls on one client (and the lane, when there is one)."""
+
+    def __init__(self, redis: AnyRedis, *, waitaof: bool = False, lane: Lane | None = None) -> None:
+        self._redis = redis
+        self._waitaof = waitaof
+        self._lane = lane
+        #: Plain clients to cluster nodes, for WAITAOF on the connection that wrote.
+        self._nodes: dict[str, Redis] = {}
+
+    @property
+    def lane(self) -> Lane | None:
+        return self._lane
+
+    async def __call__(self, call: Call[R]) -> R:
+        return call.decode(await self.raw(call))
+
+    async def raw(self, call: Call[Any]) -> Any:
+        """The script's reply as the server gave it."""
+        keys, argv = call.layout()
+        durable = self._waitaof and call.durable
+        if self._lane is not None:
+            return await self._lane.script(call.source(), keys, argv, waitaof=durable)
+        sha = _sha(call.package, call.name + ".lua")
+        if not durable:
+            return await _evalsha(self._redis, call, sha, keys, argv)
+        client = self._redis
+        if isinstance(client, RedisCluster):
+            client = self._node(client, keys[0])
+        command = ("EVALSHA", sha, len(keys), *keys, *argv)
+        try:
+            reply, (local, _) = await _pipeline(client, command, _WAITAOF)
+        except NoScriptError:
+            await client.script_load(call.source())
+            reply, (local, _) = await _pipeline(client, command, _WAITAOF)
+        if int(local) < 1:
+            raise NotDurable
+        return reply
+
+    def _node(self, cluster: RedisCluster, key: Any) -> Redis:
+        node = cluster.get_node_from_key(key)
+        if node is None:
+            raise Unavailable("the cluster has no node for this round's slot; retry shortly")
+        client = self._nodes.get(node.name)
+        if client is None:
+            kw = node.connection_kwargs
+            client = self._nodes[node.name] = Redis(
+                host=node.host,
+                port=int(node.port),
+                password=kw.get("password"),
+                socket_timeout=kw.get("socket_timeout"),
+            )
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._nodes.values():
+            await client.aclose()
+        self._nodes.clear()
+
+
+async def _evalsha(
+    client: AnyRedis, call: Call[Any], sha: str, keys: list[Any], argv: list[Any]
+) -> Any:
+    try:
+        return await client.evalsha(sha, len(keys), *keys, *argv)
+    except NoScriptError:
+        await client.script_load(call.source())
+        return await client.evalsha(sha, len(keys), *keys, *argv)
+
+
+async def _pipeline(client: Redis, *commands: tuple[Any, ...]) -> list[Any]:
+    """The commands back to back on one connection, in one round trip."""
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    return list(await pipe.execute())
+
+
 class Scripts:
-    """The scripts of one domain package, registered on one client."""
+    """The scripts of one domain package, registered on one client.
+
+    redis-py's registered script runs EVALSHA and, on NOSCRIPT, loads the script
+    and retries, as :class:`Runner` does.
+    """
 
     def __init__(self, client: AnyRedis, package: str, names: tuple[str, ...]) -> None:
         self._scripts: dict[str, AsyncScript] = {

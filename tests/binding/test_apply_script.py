@@ -1,7 +1,7 @@
 """apply.lua, claim.lua and settle.lua called directly on the real server, every branch.
 
-KEYS and ARGV are built exactly as ``Binder._apply`` builds them; resident
-hashes are arbitrary 8-byte strings (the script never sees a resident code).
+KEYS and ARGV are laid out by the calls ``Binder`` runs (``sampling.binding.scripts``);
+resident hashes are arbitrary 8-byte strings (the script never sees a resident code).
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import redis
 
 from sampling import codes
 from sampling.binding import keys
-from sampling.binding.service import SEQ_AHEAD, SEQ_MAX
+from sampling.binding import scripts as bs
+from sampling.binding.scripts import SEQ_AHEAD, SEQ_MAX
 from sampling.binding.tube import TubeRecord
 from sampling.boxing import keys as boxing_keys
 from sampling.lab import keys as lab_keys
 from sampling.oplog import fingerprint
-from sampling.store.scripts import source
+from tests import scripts
 from tests.binding import snapshot
 
 R = "r1"
@@ -83,66 +84,60 @@ class Res:
 
 
 class Apply:
-    """apply.lua registered on the sync client, with Binder's KEYS/ARGV layout."""
+    """apply.lua, claim.lua and settle.lua on the sync client, through Binder's calls."""
 
     def __init__(self, r: redis.Redis) -> None:
         self.r = r
-        self.script = r.register_script(source("sampling.binding", "apply.lua"))
-        self.claim = r.register_script(source("sampling.binding", "claim.lua"))
-        self.settle = r.register_script(source("sampling.binding", "settle.lua"))
 
-    def raw(
-        self,
+    def raw(self, ops: list[Op], **kw: Any) -> list[bytes]:
+        return list(scripts.raw(self.r, self.call(ops, **kw)))
+
+    @staticmethod
+    def call(
         ops: list[Op],
         device: str = "d1",
         site: str = "S1",
         ahead: int = SEQ_AHEAD,
         seq_max: int = SEQ_MAX,
         round_id: str = R,
-    ) -> list[bytes]:
-        ks = [
-            keys.meta(round_id),
-            keys.count(round_id),
-            keys.journal(round_id),
-            keys.oplog(round_id, device),
-            keys.revoked(round_id),
-            *keys.activity(round_id),
-            lab_keys.result(round_id),
-            boxing_keys.lost(round_id),
-        ]
-        args: list[bytes | str | int] = [device, site, ahead, seq_max]
-        for o in ops:
-            tkey = keys.tube(round_id, tc(o.tube))
-            if o.res:
-                ks += [
-                    tkey,
-                    keys.resident_bucket(round_id, o.res),
-                    keys.risk_bucket(round_id, o.res),
-                ]
-            else:
-                ks += [tkey, tkey, tkey]
-            cap = f"{o.cap}:{o.claim}" if o.kind == "open" else "0"
-            args += [
-                o.seq,
-                o.fp(),
-                o.oid,
-                o.kind,
-                tc(o.tube),
-                o.tube,
-                cap,
-                o.purpose,
-                o.res,
-                o.clock,
-            ]
-        return list(self.script(keys=ks, args=args))
+    ) -> bs.Apply:
+        return bs.Apply(
+            round_id,
+            device,
+            site,
+            [
+                bs.ApplyOp(
+                    seq=o.seq,
+                    fingerprint=o.fp(),
+                    op=o.oid,
+                    kind=o.kind,
+                    tube=tc(o.tube),
+                    capacity=o.cap,
+                    claim=bool(o.claim),
+                    purpose=o.purpose,
+                    rhash=o.res,
+                    clock=o.clock,
+                )
+                for o in ops
+            ],
+            ahead=ahead,
+            seq_max=seq_max,
+        )
 
     def __call__(self, ops: list[Op], **kw: Any) -> list[Res]:
-        reply = self.raw(ops, **kw)
+        call = self.call(ops, **kw)
+        reply = list(scripts.raw(self.r, call))
         assert reply[:1] != [b"revoked"]
         return [
-            Res(reply[i].decode(), int(reply[i + 1]), int(reply[i + 2]), int(reply[i + 3]))
-            for i in range(0, len(reply), 4)
+            Res(o.status, o.aux, int(o.closed), int(o.replayed)) for o in call.decode(reply).ops
         ]
+
+    def claim(self, tube: str, round_id: str, nonce: str | None = None) -> int:
+        return scripts.run(self.r, bs.Claim.of_tube(tube, round_id, nonce))
+
+    def settle(self, tube: str, round_id: str, nonce: str, accepted: str) -> bool:
+        call = bs.Settle.of_tube(tube, round_id, nonce, accepted=accepted == "1")
+        return scripts.run(self.r, call)
 
     def one(self, op: Op, **kw: Any) -> Res:
         (res,) = self([op], **kw)
@@ -770,27 +765,27 @@ def test_tube_record_layout(ap: Apply, r: redis.Redis) -> None:
 
 def test_claim(ap: Apply, r: redis.Redis) -> None:
     key = keys.tube_claim(tc(1))
-    assert ap.claim(keys=[key], args=[tc(1), "r1", "n1"]) == 2  # taken now: pending
+    assert ap.claim(tc(1), "r1", "n1") == 2  # taken now: pending
     assert r.hgetall(key) == {tc(1).encode(): b"r1", b"p:" + tc(1).encode(): b"n1"}
-    assert ap.claim(keys=[key], args=[tc(1), "r1", "n2"]) == 1  # its own round again: joined
+    assert ap.claim(tc(1), "r1", "n2") == 1  # its own round again: joined
     assert r.hgetall(key) == {tc(1).encode(): b"r1"}
     before = snapshot(r)
-    assert ap.claim(keys=[key], args=[tc(1), "r2", "n3"]) == 0
+    assert ap.claim(tc(1), "r2", "n3") == 0
     assert snapshot(r) == before
     # a neighbour tube in the same claim hash is independent
     assert keys.tube_claim(tc(1001)) == key
-    assert ap.claim(keys=[key], args=[tc(1001), "r2", "n4"]) == 2
+    assert ap.claim(tc(1001), "r2", "n4") == 2
     assert r.hget(key, tc(1001)) == b"r2"
     assert r.hget(key, tc(1)) == b"r1"
 
 
 def test_settle_keeps_an_accepted_claim(ap: Apply, r: redis.Redis) -> None:
     key = keys.tube_claim(tc(1))
-    assert ap.claim(keys=[key], args=[tc(1), "r1", "n1"]) == 2
-    assert ap.settle(keys=[key], args=[tc(1), "r1", "n1", "1"]) == 0
+    assert ap.claim(tc(1), "r1", "n1") == 2
+    assert ap.settle(tc(1), "r1", "n1", "1") == 0
     assert r.hgetall(key) == {tc(1).encode(): b"r1"}  # the pending mark is gone
     # Nobody can release it any more, not even with the nonce that took it.
-    assert ap.settle(keys=[key], args=[tc(1), "r1", "n1", "0"]) == 0
+    assert ap.settle(tc(1), "r1", "n1", "0") == 0
     assert r.hgetall(key) == {tc(1).encode(): b"r1"}
 
 
@@ -798,35 +793,35 @@ def test_settle_releases_a_refused_claim_of_this_request_only(ap: Apply, r: redi
     key = keys.tube_claim(tc(1))
     r.hset(key, tc(1001), "r0")  # a neighbour's claim in the same hash stays
     before = snapshot(r)
-    assert ap.claim(keys=[key], args=[tc(1), "r1", "n1"]) == 2
+    assert ap.claim(tc(1), "r1", "n1") == 2
     # another request's nonce, or another round, releases nothing
-    assert ap.settle(keys=[key], args=[tc(1), "r1", "n9", "0"]) == 0
-    assert ap.settle(keys=[key], args=[tc(1), "r2", "n1", "0"]) == 0
+    assert ap.settle(tc(1), "r1", "n9", "0") == 0
+    assert ap.settle(tc(1), "r2", "n1", "0") == 0
     assert r.hget(key, tc(1)) == b"r1"
-    assert ap.settle(keys=[key], args=[tc(1), "r1", "n1", "0"]) == 1
+    assert ap.settle(tc(1), "r1", "n1", "0") == 1
     assert snapshot(r) == before
-    assert ap.claim(keys=[key], args=[tc(1), "r2", "n2"]) == 2  # free for another round
+    assert ap.claim(tc(1), "r2", "n2") == 2  # free for another round
 
 
 def test_settle_never_drops_a_claim_another_open_joined(ap: Apply, r: redis.Redis) -> None:
     """A takes the claim, B (same round) joins and is accepted, A is refused: the claim stays."""
     key = keys.tube_claim(tc(1))
-    assert ap.claim(keys=[key], args=[tc(1), "r1", "A"]) == 2
-    assert ap.claim(keys=[key], args=[tc(1), "r1", "B"]) == 1
+    assert ap.claim(tc(1), "r1", "A") == 2
+    assert ap.claim(tc(1), "r1", "B") == 1
     ok(ap.one(Op(1, "open", 1, cap=5), device="dB"))
-    assert ap.settle(keys=[key], args=[tc(1), "r1", "A", "0"]) == 0
+    assert ap.settle(tc(1), "r1", "A", "0") == 0
     assert r.hgetall(key) == {tc(1).encode(): b"r1"}
-    assert ap.claim(keys=[key], args=[tc(1), "r2", "C"]) == 0
+    assert ap.claim(tc(1), "r2", "C") == 0
 
 
 def test_claim_refused_by_the_round_then_settled_leaves_no_trace(ap: Apply, r: redis.Redis) -> None:
     """The race the pre-check cannot see: the round closes between claim and open."""
     key = keys.tube_claim(tc(1))
     claims_before = r.hgetall(key)
-    assert ap.claim(keys=[key], args=[tc(1), "r1", "n1"]) == 2
+    assert ap.claim(tc(1), "r1", "n1") == 2
     r.hset(keys.meta(R), "state", "closed")
     refused(ap.one(Op(1, "open", 1, cap=5)), "round_closed")
-    assert ap.settle(keys=[key], args=[tc(1), "r1", "n1", "0"]) == 1
+    assert ap.settle(tc(1), "r1", "n1", "0") == 1
     assert r.hgetall(key) == claims_before
     assert not r.exists(keys.tube(R, tc(1)))
 
@@ -834,9 +829,9 @@ def test_claim_refused_by_the_round_then_settled_leaves_no_trace(ap: Apply, r: r
 def test_claim_without_a_nonce_is_final_at_once(ap: Apply, r: redis.Redis) -> None:
     """Boxing's form: no pending mark, so nothing can settle it away."""
     key = keys.tube_claim(tc(1))
-    assert ap.claim(keys=[key], args=[tc(1), "r1"]) == 2
+    assert ap.claim(tc(1), "r1") == 2
     assert r.hgetall(key) == {tc(1).encode(): b"r1"}
-    assert ap.settle(keys=[key], args=[tc(1), "r1", "", "0"]) == 0
+    assert ap.settle(tc(1), "r1", "", "0") == 0
     assert r.hgetall(key) == {tc(1).encode(): b"r1"}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,21 +27,6 @@ pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
 D1 = Device(id="d1", role="scanner", site="S1")
 D2 = Device(id="d2", role="scanner", site="S2")
-
-
-@pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    with Cluster(tmp_path_factory.mktemp("cluster")) as c:
-        yield c
-
-
-@pytest.fixture
-def cr(cluster: Cluster) -> Iterator[redis.RedisCluster]:
-    client = redis.RedisCluster.from_url(cluster.url)
-    client.flushall()
-    yield client
-    client.flushall()
-    client.close()
 
 
 async def _outcome(coro: Any) -> tuple[Any, ...]:

@@ -11,8 +11,9 @@ import pytest
 import redis
 
 from sampling.boxing import keys
+from sampling.boxing.scripts import Custody, Unboxed
 from sampling.oplog import fingerprint
-from sampling.store.scripts import source
+from tests import scripts
 from tests.conftest import tube
 
 R = "r1"
@@ -26,10 +27,10 @@ def record(state: int, site: str = "S1", n: int = 2, closed: int = 1_700_000_000
 
 
 class Script:
+    """custody.lua and unboxed.lua on the sync client, through Boxer's calls."""
+
     def __init__(self, r: redis.Redis) -> None:
         self.r = r
-        self.custody = r.register_script(source("sampling.boxing", "custody.lua"))
-        self.unboxed = r.register_script(source("sampling.boxing", "unboxed.lua"))
         r.hset(keys.meta(R), "state", "open")
 
     def __call__(
@@ -42,27 +43,14 @@ class Script:
         inside: list[str] | None = None,
         op: str = "",
     ) -> list[Any]:
-        bkey = keys.box(R, BOX)
-        ks = [
-            keys.meta(R),
-            keys.journal(R),
-            keys.oplog(R, device[0]),
-            keys.revoked(R),
-            bkey,
-            keys.box_tubes(R, BOX),
-            keys.tube_box(R, tube_code) if tube_code else bkey,
-            keys.tube(R, tube_code) if tube_code else bkey,
-            keys.intake(R, BOX),
-            *(keys.due(R, w) for w in keys.DUE),
-            keys.count(R),
-            *keys.activity(R),
-            *(keys.tube(R, t) for t in inside or ()),
-        ]
         op = op or f"op{seq}"
         fp = fingerprint(op, f"{kind}|{args}".encode())
-        argv = [*device, 10_000, 1_000_000, seq, fp, op, kind, BOX, tube_code]
-        argv += [*args, "", "", ""][:3] + list(inside or ())
-        return [x.decode() if isinstance(x, bytes) else x for x in self.custody(ks, argv)]
+        call = Custody(R, *device, seq, fp, op, kind, BOX, tube_code, args, list(inside or ()))
+        reply = scripts.raw(self.r, call)
+        return [x.decode() if isinstance(x, bytes) else x for x in reply]
+
+    def unboxed(self, cursor: str, tubes: list[str]) -> int:
+        return scripts.run(self.r, Unboxed(R, cursor, tubes))
 
 
 @pytest.fixture
@@ -158,9 +146,7 @@ def test_unboxed_index_follows_tube_records(run: Script, r: redis.Redis) -> None
     r.set(keys.tube(R, reopened), record(0))
     r.zadd(keys.due(R, "unboxed"), {reopened: 1, gone: 1})
     r.zadd(keys.due(R, "open"), {closed: 1, gone: 1})
-    ks = [keys.due(R, "unboxed"), keys.due_cursor(R), keys.due(R, "open")]
-    ks += [keys.tube(R, t) for t in (closed, reopened, gone)]
-    assert run.unboxed(ks, ["5-0", closed, reopened, gone]) == 1
+    assert run.unboxed("5-0", [closed, reopened, gone]) == 1
     assert r.zrange(keys.due(R, "unboxed"), 0, -1, withscores=True) == [
         (closed.encode(), 1_700_000_100_000.0)
     ]
