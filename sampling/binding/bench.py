@@ -280,10 +280,18 @@ class _Cpu:
         self._procs = [psutil.Process(pid) for pid in pids]
 
     @classmethod
-    def tree(cls, pid: int) -> _Cpu:
-        """A process and every descendant: ``sampling serve`` and its uvicorn workers."""
+    def tree(cls, pid: int, workers: int) -> _Cpu:
+        """A process and every descendant: ``sampling serve`` and its uvicorn workers,
+        once all ``workers`` are up (the first one answers /readyz before the last
+        has started, and one missed would leave its CPU out)."""
         root = psutil.Process(pid)
-        return cls([root.pid, *(c.pid for c in root.children(recursive=True))])
+        deadline = time.monotonic() + 60
+        while True:
+            children = root.children(recursive=True)
+            spawned = sum("spawn_main" in " ".join(c.cmdline()) for c in children)
+            if spawned >= workers or time.monotonic() > deadline:
+                return cls([root.pid, *(c.pid for c in children)])
+            time.sleep(0.2)
 
     def seconds(self) -> float:
         total = 0.0
@@ -369,7 +377,7 @@ def bench_binding_command(
                 ceiling = asyncio.run(_ceiling(port, connections, seconds))
                 console.print(f"ceiling (GET /healthz): {ceiling:,.0f} requests/s")
                 assert valkey.process is not None
-                api_cpu, valkey_cpu = _Cpu.tree(proc.pid), _Cpu([valkey.process.pid])
+                api_cpu, valkey_cpu = _Cpu.tree(proc.pid, workers), _Cpu([valkey.process.pid])
                 tokens = asyncio.run(_setup(port, admin, "single", connections))
                 (single, lat), *single_cpu = _per_scan(
                     api_cpu,
