@@ -31,10 +31,19 @@ from loadtest import stack
 console = Console(stderr=True)
 
 
-def _send(http: httpx.Client, method: str, path: str, body: Any = None) -> httpx.Response:
-    """One admin request, waiting out 429/503 (the admin token has a rate limit too)."""
+def _send(
+    http: httpx.Client, method: str, path: str, body: Any = None, *, again: bool = False
+) -> httpx.Response:
+    """One admin request, waiting out 429/503 (the admin token has a rate limit too);
+    ``again``: a call safe to repeat (the bulk ones) is sent again when its answer is lost."""
     for _ in range(100):
-        resp = http.request(method, path, json=body)
+        try:
+            resp = http.request(method, path, json=body)
+        except httpx.TransportError:
+            if not again:
+                raise
+            time.sleep(1.0)
+            continue
         if resp.status_code not in (429, 503):
             resp.raise_for_status()
             return resp
@@ -43,18 +52,29 @@ def _send(http: httpx.Client, method: str, path: str, body: Any = None) -> httpx
     return resp
 
 
+#: Rows per bulk registration call (the service takes up to 5,000).
+BULK = 2_000
+
+
 def _setup(host: str, admin: str, plan: planning.Plan) -> dict[str, Any]:
-    """Round, sites, devices and risk flags, through the API as an admin would."""
+    """Round, sites, devices and risk flags, through the API as an admin would: the
+    registry in bulk calls (all or nothing each, safe to send again), the risk flags
+    5,000 residents a call."""
     h = {"Authorization": f"Bearer {admin}"}
     with httpx.Client(base_url=host, headers=h, timeout=60) as http:
         _send(http, "POST", "/v1/rounds", {"id": plan.round_id, "name": "load test", "pool": 10})
         known = {s["id"] for s in _send(http, "GET", "/v1/sites").json()}
-        for site in plan.sites:
-            if site["id"] not in known:
-                _send(http, "POST", "/v1/sites", site)
+        sites = [s for s in plan.sites if s["id"] not in known]
+        for start in range(0, len(sites), BULK):
+            body = {"sites": sites[start : start + BULK]}
+            _send(http, "POST", "/v1/sites/bulk", body, again=True)
         tokens: dict[str, str] = {}
-        for device in plan.devices():
-            tokens[device["id"]] = _send(http, "POST", "/v1/devices", device).json()["token"]
+        devices = plan.devices()
+        for start in range(0, len(devices), BULK):
+            # The tokens are derived from the op: a retry gets the same ones back.
+            body = {"op": secrets.token_urlsafe(16), "devices": devices[start : start + BULK]}
+            made = _send(http, "POST", "/v1/devices/bulk", body, again=True).json()
+            tokens.update((d["device"]["id"], d["token"]) for d in made["devices"])
         plan.set_tokens(tokens)
         for start in range(0, len(plan.risk), 5_000):
             chunk = plan.risk[start : start + 5_000]
@@ -282,7 +302,13 @@ def run(
         if not admin_token:
             raise click.ClickException("--admin-token (or LT_ADMIN_TOKEN) is needed with --host")
         with console.status(f"registering {len(plan.devices()):,} devices"):
+            t_setup = time.monotonic()
             features = _setup(host, admin_token, plan)
+            setup_seconds = round(time.monotonic() - t_setup, 1)
+        console.print(
+            f"set up in {setup_seconds:.1f} s: {len(plan.sites):,} sites, "
+            f"{len(plan.devices()):,} devices, {len(plan.risk):,} risk flags"
+        )
         plan.write(run_dir / "plan")
         console.print(
             f"boxing routes: {'yes' if features['boxing'] else 'absent: no sealers'}; "
@@ -327,6 +353,7 @@ def run(
             "residents": residents,
             "planned": plan.planned,
             "end": end["reason"],
+            "setup_seconds": setup_seconds,
         }
         if api is not None:
             api.stop()

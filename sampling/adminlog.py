@@ -8,6 +8,10 @@ Where admin changes are journaled (see also ``binding/keys.py``):
   hashes share the ``{sampling}`` tag), so a registry write and its entry are one
   script (``admin.lua``) on a single Redis and on a cluster alike. Admin changes
   are few (hundreds a day), so the stream is kept, not archived.
+* A bulk registration (``POST /v1/sites/bulk``, ``/v1/devices/bulk``) is one
+  entry for the call (``site_bulk``, ``device_bulk``) with its counts and the ids
+  it registered, written with the records in one script (``admin_bulk.lua``); a
+  retry that finds every row already there writes none.
 * A round's own journal ``{rd:R}:journal`` also gets the round-scoped ones
   (``round_create``, ``round_close``, one ``risk`` entry per resident), written
   in the same script as the round's state, so the round's Parquet archive tells
@@ -20,7 +24,8 @@ entry's ``src`` is ``manual`` (``PUT /risk``, reason required) or ``register``
 (the round's flags re-derived from the register: ``n`` changed, ``flagged``,
 ``version``); a ``register_import`` carries ``scope``, ``replaced`` (communities or
 grids), ``rows``/``stored``/``refused``, the households and residents added,
-removed and changed, the register ``version`` and the ``rounds`` whose flags followed.
+removed and changed, the register ``version`` and the ``rounds`` whose flags followed;
+a bulk entry's ``n`` (rows), ``created``, ``unchanged``, ``roles`` and ``ids``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import getpass
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sampling.store.client import as_bytes
 from sampling.store.scripts import Scripts
 
 if TYPE_CHECKING:
@@ -43,6 +49,8 @@ KINDS = {
     "round_close": "round closed",
     "site_create": "site registered",
     "device_create": "device registered",
+    "device_bulk": "devices registered in bulk",
+    "site_bulk": "sites registered in bulk",
     "device_revoke": "device revoked",
     "risk": "risk flags set",
     "register_import": "register imported",
@@ -71,7 +79,7 @@ class Registry:
 
     def __init__(self, redis: AnyRedis) -> None:
         self._redis = redis
-        self._scripts = Scripts(redis, "sampling", ("admin",))
+        self._scripts = Scripts(redis, "sampling", ("admin", "admin_bulk"))
 
     async def write(
         self,
@@ -88,6 +96,27 @@ class Registry:
         keys = [registry, ADMIN, *([also_set] if also_set else [])]
         args = [record_id, record, "new" if new else "update", *journal]
         return bool(await self._scripts.run("admin", keys, args))
+
+    async def read_many(self, registry: str, record_ids: list[str]) -> list[bytes | None]:
+        """The records under ``record_ids`` as stored (None where there is none)."""
+        if not record_ids:
+            return []
+        found = await self._redis.hmget(registry, record_ids)
+        return [as_bytes(v) if v is not None else None for v in found]
+
+    async def write_many(
+        self,
+        registry: str,
+        rows: list[tuple[str, bytes | None, bytes | None]],
+        journal: list[str] | None,
+    ) -> int:
+        """Write rows ``(id, the record read, the record to write or None)`` and the
+        journal entry, all or nothing; 0 when written, else the first row (1-based)
+        whose record changed since it was read (then nothing is written)."""
+        args: list[str | bytes] = [str(len(rows))]
+        for record_id, seen, record in rows:
+            args += [record_id, seen or b"", record or b""]
+        return int(await self._scripts.run("admin_bulk", [registry, ADMIN], args + (journal or [])))
 
     async def note(self, journal: list[str]) -> None:
         """An admin entry with no registry record of its own (risk flags, imports)."""

@@ -40,3 +40,6 @@ Seq = Annotated[
 ]
 Capacity = Annotated[int, Meta(description="pool size: 1, 5, 10 or 20")]
 Text = Annotated[str, Meta(max_length=200)]
+#: Rows in one bulk registration call (sites, devices): one atomic script call each,
+#: a few milliseconds of the server's time, an answer well inside the body limit.
+BULK_MAX = 5_000

@@ -13,6 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from sampling.api.admin import AdminController
 from sampling.api.auth import auth_middleware
 from sampling.api.body import SamplingRequest
+from sampling.api.bulk import BulkController
 from sampling.api.health import health, ready
 from sampling.api.limits import DeviceLimiter, Gate, admission
 from sampling.api.openapi import document
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None, extra_routes: list[Any] | None 
             health,
             ready,
             AdminController,
+            BulkController,
             PairingController,
             BindingController,
             BoxingController,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from sampling.schema import Base, Ident, Text
+from msgspec import Meta
+
+from sampling.schema import BULK_MAX, Base, Ident, OpId, Text
 
 Role = Literal["scanner", "sealer", "courier", "lab", "admin", "grid", "viewer", "registrar"]
 ROLES: tuple[Role, ...] = (
@@ -77,3 +79,20 @@ class DeviceCreated(Base, frozen=True):
     device: DeviceView
     #: Shown once: store it on the device now.
     token: str
+
+
+class DevicesIn(Base, frozen=True):
+    """Devices registered in one call, all or none. ``op`` is the call's id: the
+    tokens are derived from it (and the server's secret), so a retry with the same
+    ``op`` and rows gets the same tokens back, and nothing is written twice."""
+
+    op: OpId
+    devices: Annotated[list[DeviceIn], Meta(min_length=1, max_length=BULK_MAX)]
+
+
+class DevicesCreated(Base, frozen=True):
+    #: Rows registered by this call, and rows a previous call with this op registered.
+    created: int
+    unchanged: int
+    #: Every row, in the order given, with its token: store them on the devices now.
+    devices: list[DeviceCreated]

@@ -7,6 +7,12 @@
    ``single_ratio`` = scans per second / ceiling.
 3. ``batch_scans_per_s``: offline batches of 100 operations (5 opens of 20-tubes
    and 95 scans), scans per second.
+3a. What a scan costs, which the ratio to the ceiling hides: the CPU time the
+   API processes (``sampling serve`` and its workers) and the Valkey process
+   spent over each phase, divided by the scans of the phase, in microseconds
+   (``api_cpu_us_per_scan``, ``valkey_cpu_us_per_scan`` for single scans, tube
+   opens included; ``..._per_batched_scan`` for batches). Read with psutil from
+   the processes' own accounting, so the load generator's CPU is not in them.
 4. ``bytes_per_binding``: a round filled with 1,000,000 bindings straight
    through the binding service, its journal archived to Parquet, then the
    server's ``used_memory`` growth divided by the bindings (every key of the
@@ -30,15 +36,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import httpx
+import psutil
 from rich.console import Console
 
 from sampling import codes
 from sampling.settings import Settings
 from sampling.store.embedded import EmbeddedServer, free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 console = Console(stderr=True)
 
@@ -95,7 +105,7 @@ async def _ceiling(port: int, conns: int, seconds: float) -> float:
 
 async def _singles(
     port: int, tokens: list[str], round_id: str, seconds: float, base: int
-) -> tuple[float, list[float]]:
+) -> tuple[tuple[float, list[float]], int]:
     scans = 0
     lat: list[float] = []
     stop = time.monotonic() + seconds
@@ -127,10 +137,12 @@ async def _singles(
 
     t0 = time.monotonic()
     await asyncio.gather(*(worker(i, t) for i, t in enumerate(tokens)))
-    return scans / (time.monotonic() - t0), lat
+    return (scans / (time.monotonic() - t0), lat), scans
 
 
-async def _batches(port: int, tokens: list[str], round_id: str, seconds: float, base: int) -> float:
+async def _batches(
+    port: int, tokens: list[str], round_id: str, seconds: float, base: int
+) -> tuple[float, int]:
     scans = 0
     stop = time.monotonic() + seconds
 
@@ -171,7 +183,7 @@ async def _batches(port: int, tokens: list[str], round_id: str, seconds: float, 
 
     t0 = time.monotonic()
     await asyncio.gather(*(worker(i, t) for i, t in enumerate(tokens)))
-    return scans / (time.monotonic() - t0)
+    return scans / (time.monotonic() - t0), scans
 
 
 async def _fill(url: str, data_dir: Path, bindings: int) -> dict[str, float]:
@@ -261,6 +273,61 @@ async def _admin(url: str, data_dir: Path) -> str:
     return token
 
 
+class _Cpu:
+    """CPU seconds (user + system) spent by a set of processes, read before and after a phase."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self._procs = [psutil.Process(pid) for pid in pids]
+
+    @classmethod
+    def tree(cls, pid: int, workers: int) -> _Cpu:
+        """A process and every descendant: ``sampling serve`` and its uvicorn workers,
+        once all ``workers`` are up (the first one answers /readyz before the last
+        has started, and one missed would leave its CPU out)."""
+        root = psutil.Process(pid)
+        deadline = time.monotonic() + 60
+        while True:
+            children = root.children(recursive=True)
+            spawned = sum("spawn_main" in " ".join(c.cmdline()) for c in children)
+            if spawned >= workers or time.monotonic() > deadline:
+                return cls([root.pid, *(c.pid for c in children)])
+            time.sleep(0.2)
+
+    def snapshot(self) -> dict[int, float]:
+        """CPU seconds per process, its reaped children's included (an archive pass
+        runs in a short-lived child of a worker: its CPU is the API's too)."""
+        out: dict[int, float] = {}
+        for proc in self._procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                t = proc.cpu_times()
+                out[proc.pid] = t.user + t.system + t.children_user + t.children_system
+        return out
+
+    @staticmethod
+    def spent(before: dict[int, float], after: dict[int, float]) -> float:
+        """Seconds spent between two snapshots by the processes alive at both."""
+        return sum(after[pid] - before[pid] for pid in before.keys() & after.keys())
+
+
+_T = TypeVar("_T")
+
+
+def _per_scan(
+    api: _Cpu, valkey: _Cpu, phase: Callable[[], tuple[_T, int]]
+) -> tuple[_T, float, float]:
+    """Run ``phase`` (returning its result and its scan count); CPU us per scan."""
+    a0, v0 = api.snapshot(), valkey.snapshot()
+    result, scans = phase()
+    a1, v1 = api.snapshot(), valkey.snapshot()
+    scans = max(scans, 1)
+    per_scan = 1e6 / scans
+    return (
+        result,
+        round(_Cpu.spent(a0, a1) * per_scan, 1),
+        round(_Cpu.spent(v0, v1) * per_scan, 1),
+    )
+
+
 def _wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -322,12 +389,28 @@ def bench_binding_command(
                 )
                 ceiling = asyncio.run(_ceiling(port, connections, seconds))
                 console.print(f"ceiling (GET /healthz): {ceiling:,.0f} requests/s")
+                assert valkey.process is not None
+                api_cpu, valkey_cpu = _Cpu.tree(proc.pid, workers), _Cpu([valkey.process.pid])
                 tokens = asyncio.run(_setup(port, admin, "single", connections))
-                single, lat = asyncio.run(_singles(port, tokens, "single", seconds, 1))
-                console.print(f"single scans: {single:,.0f} scans/s")
+                (single, lat), *single_cpu = _per_scan(
+                    api_cpu,
+                    valkey_cpu,
+                    lambda: asyncio.run(_singles(port, tokens, "single", seconds, 1)),
+                )
+                console.print(
+                    f"single scans: {single:,.0f} scans/s; CPU per scan: API "
+                    f"{single_cpu[0]:,.0f} us, Valkey {single_cpu[1]:,.0f} us"
+                )
                 tokens = asyncio.run(_setup(port, admin, "batch", connections // 4 or 1))
-                batch = asyncio.run(_batches(port, tokens, "batch", seconds, 500_000))
-                console.print(f"offline batches of 100: {batch:,.0f} scans/s")
+                batch, *batch_cpu = _per_scan(
+                    api_cpu,
+                    valkey_cpu,
+                    lambda: asyncio.run(_batches(port, tokens, "batch", seconds, 500_000)),
+                )
+                console.print(
+                    f"offline batches of 100: {batch:,.0f} scans/s; CPU per scan: API "
+                    f"{batch_cpu[0]:,.0f} us, Valkey {batch_cpu[1]:,.0f} us"
+                )
             finally:
                 proc.terminate()
                 proc.wait(30)
@@ -339,6 +422,10 @@ def bench_binding_command(
         "ceiling_requests_per_s": round(ceiling, 1),
         "single_ratio": round(single / ceiling, 3),
         "batch_scans_per_s": round(batch, 1),
+        "api_cpu_us_per_scan": single_cpu[0],
+        "valkey_cpu_us_per_scan": single_cpu[1],
+        "api_cpu_us_per_batched_scan": batch_cpu[0],
+        "valkey_cpu_us_per_batched_scan": batch_cpu[1],
         **mem,
         "p50_ms": round(statistics.median(lat), 2),
         "p99_ms": round(lat[int(len(lat) * 0.99)], 2),

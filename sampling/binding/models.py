@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from sampling.schema import Base, Capacity, Code, Ident, OpId, RoundId, Seq, Text
+from sampling.schema import BULK_MAX, Base, Capacity, Code, Ident, OpId, RoundId, Seq, Text
 
 POOL_SIZES = (1, 5, 10, 20)
 Purpose = Literal["pool", "resample"]
@@ -55,6 +55,18 @@ class SiteIn(Base, frozen=True):
 
 class Site(SiteIn, frozen=True, kw_only=True):
     pass
+
+
+class SitesIn(Base, frozen=True):
+    """Sites registered in one call, all or none; a site already registered with
+    the same details is left as it is (so a retry changes nothing)."""
+
+    sites: Annotated[list[SiteIn], Meta(min_length=1, max_length=BULK_MAX)]
+
+
+class SitesCreated(Base, frozen=True):
+    created: int
+    unchanged: int
 
 
 class OpenTube(Base, frozen=True):

@@ -12,7 +12,15 @@ from sampling.adminlog import Registry
 from sampling.auth import keys as auth_keys
 from sampling.binding import keys
 from sampling.binding.errors import RoundNotFound
-from sampling.binding.models import POOL_SIZES, Round, RoundIn, Site, SiteIn
+from sampling.binding.models import (
+    POOL_SIZES,
+    Round,
+    RoundIn,
+    Site,
+    SiteIn,
+    SitesCreated,
+    SitesIn,
+)
 from sampling.errors import BadInput, Conflict, NotFound
 from sampling.store.client import as_bytes
 from sampling.store.scripts import Scripts
@@ -149,6 +157,55 @@ class Sites:
         ):
             raise Conflict(f"site {spec.id} already exists", site=spec.id)
         return site
+
+    async def create_many(self, spec: SitesIn, *, by: str = "") -> SitesCreated:
+        """Register every site of ``spec`` or none, with one admin journal entry, in one
+        atomic step (``admin_bulk.lua``). A site already registered with the same
+        details is left as it is, so a retried call changes nothing and journals
+        nothing; one with other details is a 409 naming the row (``sites[i]``, 0-based),
+        nothing written."""
+        first: dict[str, int] = {}
+        for i, s in enumerate(spec.sites):
+            if s.id in first:
+                raise BadInput(
+                    f"sites[{i}]: {s.id} is also sites[{first[s.id]}]; give each site once",
+                    index=i,
+                    site=s.id,
+                )
+            first[s.id] = i
+        registry = Registry(self._redis)
+        ids = [s.id for s in spec.sites]
+        for _ in range(5):  # again when another call changed a site meanwhile
+            seen = await registry.read_many(keys.SITES, ids)
+            rows: list[tuple[str, bytes | None, bytes | None]] = []
+            for i, (s, raw) in enumerate(zip(spec.sites, seen, strict=True)):
+                site = Site(**msgspec.structs.asdict(s))
+                if raw is None:
+                    rows.append((s.id, None, _encode(site)))
+                elif _site(raw) == site:
+                    rows.append((s.id, raw, None))
+                else:
+                    raise Conflict(
+                        f"sites[{i}]: site {s.id} already exists with other details "
+                        f"({_site(raw).name}, grid {_site(raw).grid}); nothing in this "
+                        "call was registered",
+                        index=i,
+                        site=s.id,
+                    )
+            made = [r[0] for r in rows if r[2] is not None]
+            journal = None
+            if made:
+                journal = adminlog.entry(
+                    "site_bulk",
+                    by,
+                    n=len(rows),
+                    created=len(made),
+                    unchanged=len(rows) - len(made),
+                    ids=",".join(made),
+                )
+            if await registry.write_many(keys.SITES, rows, journal) == 0:
+                return SitesCreated(created=len(made), unchanged=len(rows) - len(made))
+        raise Conflict("the sites kept changing while this call was checked; try again")
 
     async def get(self, site_id: str) -> Site:
         if site_id in self._cache:
