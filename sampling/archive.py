@@ -55,9 +55,7 @@ MATERIALIZERS: tuple[Callable[[pl.LazyFrame, Path], None], ...] = (
     lab_archive.materialize,
 )
 #: Domains that index the live journal before it is trimmed from Redis.
-BEFORE_TRIM: tuple[Callable[[AnyRedis, str], Awaitable[None]], ...] = (
-    boxing_archive.before_trim,
-)
+BEFORE_TRIM: tuple[Callable[[AnyRedis, str], Awaitable[None]], ...] = (boxing_archive.before_trim,)
 #: Fields kept as hex: binary keyed hashes.
 _BINARY = frozenset({"r"})
 CHUNK = 50_000

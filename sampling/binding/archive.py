@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from sampling.files import replace_parquet
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -122,5 +124,5 @@ def materialize(journal: pl.LazyFrame, out_dir: Path) -> None:
     )
     bound = bindings(journal)
     frames = pl.collect_all([bound, tubes(journal, bound)])
-    frames[0].write_parquet(out_dir / "bindings.parquet")
-    frames[1].write_parquet(out_dir / "tubes.parquet")
+    replace_parquet(frames[0], out_dir / "bindings.parquet")
+    replace_parquet(frames[1], out_dir / "tubes.parquet")

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
+from sampling.files import replace_parquet
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -59,9 +61,9 @@ def materialize(journal: pl.LazyFrame, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     events = boxing_events(journal)
     tubes = box_tubes(events)
-    tubes.sink_parquet(out_dir / "box_tubes.parquet")
-    boxes(events, tubes).sink_parquet(out_dir / "boxes.parquet")
-    intake(events).sink_parquet(out_dir / "intake.parquet")
+    replace_parquet(tubes, out_dir / "box_tubes.parquet")
+    replace_parquet(boxes(events, tubes), out_dir / "boxes.parquet")
+    replace_parquet(intake(events), out_dir / "intake.parquet")
 
 
 def boxing_events(journal: pl.LazyFrame) -> pl.LazyFrame:

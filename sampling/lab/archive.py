@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
+from sampling.files import replace_parquet
+
 if TYPE_CHECKING:
     from pathlib import Path
 
@@ -95,5 +97,5 @@ def door_outcomes(journal: pl.LazyFrame) -> pl.LazyFrame:
 def materialize(journal: pl.LazyFrame, out_dir: Path) -> None:
     """Write ``results.parquet`` and ``door_outcomes.parquet`` from the round's journal."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    results(journal).sink_parquet(out_dir / RESULTS_FILE)
-    door_outcomes(journal).collect().write_parquet(out_dir / DOORS_FILE)
+    replace_parquet(results(journal), out_dir / RESULTS_FILE)
+    replace_parquet(door_outcomes(journal).collect(), out_dir / DOORS_FILE)

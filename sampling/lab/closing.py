@@ -458,4 +458,3 @@ def _pdf(closing: Closing, sheets: dict[str, pl.DataFrame], path: Path, tz: str)
     )  # fmt: skip
     left = f"轮次 Round {s.round}  结案报告 closing report"
     doc.build(story, canvasmaker=numbered_canvas(font, left, printed))
-

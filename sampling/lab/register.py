@@ -413,8 +413,7 @@ def _merge(
         if not elsewhere.height and not clash.height:
             return good, outside, replaced
         good = good.filter(
-            ~pl.col("resident").is_in(elsewhere["resident"].to_list())
-            & ~pl.col("rhash").is_in(dup)
+            ~pl.col("resident").is_in(elsewhere["resident"].to_list()) & ~pl.col("rhash").is_in(dup)
         )
 
 
