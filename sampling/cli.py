@@ -10,6 +10,7 @@ import asyncio
 import importlib
 import importlib.util
 import os
+import signal
 import sys
 import time
 from functools import partial
@@ -178,6 +179,11 @@ def serve(
         url = server.url if server is not None else cfg.redis_url
         mllp = _start_mllp(cfg, url, host or cfg.host, mllp_port,
                            mllp_device, mllp_round)  # fmt: skip
+        # uvicorn answers SIGTERM by shutting down, then raises the signal again
+        # against the handler it found: the default one would end this process
+        # before the `finally` below stops the embedded server (left running, it
+        # holds the data directory's socket). This handler ends it through `finally`.
+        signal.signal(signal.SIGTERM, _exit_on_signal)
         uvicorn.run(
             "sampling.api.app:create_app",
             factory=True,
@@ -198,6 +204,10 @@ def serve(
             console.print("embedded Valkey stopped")
         if lock is not None:
             lock.release()
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _start_mllp(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from sampling.store.embedded import free_port
+from sampling.store.embedded import answers, free_port
 from sampling.store.lock import DataDirLock, DirectoryLocked, holder_of
 from tests.admin.serve import sampling, serving, start_serve, stop
 
@@ -44,6 +44,17 @@ def test_second_serve_is_refused_and_the_first_keeps_working(tmp_path: Path) -> 
             resp = _whoami(port, out.stdout.strip())
             assert resp.status_code == 200, resp.text
         assert first.poll() is None
+
+
+def test_a_stopped_serve_stops_its_embedded_server(tmp_path: Path) -> None:
+    # SIGTERM, as a service manager stops it: uvicorn re-raises the signal once it
+    # has shut down, which must not end the process before it stops the server.
+    data = tmp_path / "d"
+    with serving(data) as (first, _):
+        socket = next(data.glob("**/*.sock"))
+        assert answers(socket)
+    assert first.returncode == 128 + 15
+    assert not answers(socket)
 
 
 def test_admin_command_without_a_server_is_quick(tmp_path: Path) -> None:
