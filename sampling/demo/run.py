@@ -461,11 +461,18 @@ def _run(
         )
         settings.secret()
         dist = district(residents, n_sites, seed)
-        server, thread = _serve(settings, port)
+        # The round runs without the background archiver: the demo archives and
+        # reports itself, and a pass rewriting the tables meanwhile could replace a
+        # file between the report's reading its layout and its data.
+        server, thread = _serve(settings.with_(archiver=False), port)
         try:
             summary = asyncio.run(_main(out, settings, dist, port, console, quiet, seed))
             summary["round"] = ROUND
             if serve:
+                # From here on the archiver keeps the dashboard's coverage current.
+                server.should_exit = True
+                thread.join(10)
+                server, thread = _serve(settings, port)
                 summary.update(asyncio.run(_viewer(settings, port)))
                 if not quiet:
                     _print(console, summary)
