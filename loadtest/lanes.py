@@ -212,28 +212,40 @@ class LaneRun(Resumable):
         queue, self.queue = self.queue, []
         for start in range(0, len(queue), BATCH):
             chunk = queue[start : start + BATCH]
-            body = {"ops": [{k: v for k, v in o.items() if v is not None} for o in chunk]}
-            entries = [self._entry(o) for o in chunk]
-            uploads = 2 if self.rng.random() < TWICE else 1
-            for up in range(1, uploads + 1):
-                ans = yield Request(
-                    "POST",
-                    "/batches",
-                    body,
-                    "offline batch",
-                    entries,
-                    upload=up,
-                    outage_ops=len(chunk) if up == 1 else 0,
-                )
-                if up == 1 and ans.http == 200:
-                    for res in ans.body["results"]:
-                        if res["status"] == "ok":
-                            counts[res["tube"]] = res["count"]
+            ans = yield from self._upload(chunk, len(chunk))
+            if ans.http == 200:
+                for res in ans.body["results"]:
+                    if res["status"] == "ok":
+                        counts[res["tube"]] = res["count"]
         for tube, count in self.queued_full:
             self.on_closed(self.lane.site, tube, counts.get(tube, count))
         self.queued_full = []
         self.held = False
         return counts
+
+    def _upload(
+        self, chunk: list[dict[str, Any]], outage_ops: int
+    ) -> Generator[Request, Answer, Answer]:
+        """POST queued ops as one offline batch, now and then twice (a handheld that
+        lost the answer sends it again); the first upload's answer."""
+        body = {"ops": [{k: v for k, v in o.items() if v is not None} for o in chunk]}
+        entries = [self._entry(o) for o in chunk]
+        uploads = 2 if self.rng.random() < TWICE else 1
+        first: Answer | None = None
+        for up in range(1, uploads + 1):
+            ans = yield Request(
+                "POST",
+                "/batches",
+                body,
+                "offline batch",
+                entries,
+                upload=up,
+                outage_ops=outage_ops if up == 1 else 0,
+            )
+            if first is None:
+                first = ans
+        assert first is not None
+        return first
 
     def _single(self, op: dict[str, Any], expected: tuple[int, ...] = (200, 201)) -> Request:
         kind, tube = op["kind"], op["tube"]
@@ -380,27 +392,15 @@ class LaneRun(Resumable):
             start += size
             # A batch must not end between an open and its first scan: no matter, the
             # service takes the ops in order either way; the chunk is sent as queued.
-            body = {"ops": [{k: v for k, v in o.items() if v is not None} for o in chunk]}
-            entries = [self._entry(o) for o in chunk]
-            uploads = 2 if self.rng.random() < TWICE else 1
-            for up in range(1, uploads + 1):
-                ans = yield Request(
-                    "POST",
-                    "/batches",
-                    body,
-                    "offline batch",
-                    entries,
-                    upload=up,
-                    outage_ops=len(chunk) if held and up == 1 else 0,
-                )
-                self.scanned += sum(o["kind"] == "scan" for o in chunk) if up == 1 else 0
-                if up == 1 and ans.http == 200:
-                    closed_now = {t for t in closes if t in {o["tube"] for o in chunk}}
-                    for t in sorted(closed_now):
-                        # a tube is closed once its last op has been uploaded
-                        last = max(n for n, o in enumerate(queue) if o["tube"] == t)
-                        if last < start:
-                            self.on_closed(self.lane.site, t, fills[t])
-                            closes.remove(t)
+            ans = yield from self._upload(chunk, len(chunk) if held else 0)
+            self.scanned += sum(o["kind"] == "scan" for o in chunk)
+            if ans.http == 200:
+                closed_now = {t for t in closes if t in {o["tube"] for o in chunk}}
+                for t in sorted(closed_now):
+                    # a tube is closed once its last op has been uploaded
+                    last = max(n for n, o in enumerate(queue) if o["tube"] == t)
+                    if last < start:
+                        self.on_closed(self.lane.site, t, fills[t])
+                        closes.remove(t)
         for t in closes:  # tubes whose last op was in an earlier chunk
             self.on_closed(self.lane.site, t, fills[t])

@@ -31,7 +31,7 @@ import msgspec
 from sampling import adminlog
 from sampling.adminlog import Registry
 from sampling.auth import keys
-from sampling.auth.devices import digest
+from sampling.auth.devices import digest, role_mismatch
 from sampling.auth.models import Device, DeviceCreated, DeviceIn, DevicesCreated, DevicesIn
 from sampling.errors import BadInput, Conflict
 
@@ -60,19 +60,10 @@ def _check(rows: list[DeviceIn]) -> None:
     """Every row's own rules, before anything is read or written."""
     first: dict[str, int] = {}
     for i, spec in enumerate(rows):
-        if spec.supervisor and spec.role != "lab":
+        why = role_mismatch(spec)
+        if why:
             raise BadInput(
-                f"devices[{i}] ({spec.id}): only a lab device can be a supervisor",
-                index=i,
-                device=spec.id,
-                role=spec.role,
-            )
-        if spec.communities and spec.role != "registrar":
-            raise BadInput(
-                f"devices[{i}] ({spec.id}): only a registrar device names communities",
-                index=i,
-                device=spec.id,
-                role=spec.role,
+                f"devices[{i}] ({spec.id}): {why}", index=i, device=spec.id, role=spec.role
             )
         if spec.id in first:
             raise BadInput(

@@ -43,6 +43,17 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def role_mismatch(spec: DeviceIn) -> str | None:
+    """Why ``spec`` gives a field its role does not have, or None (one rule for
+    single and bulk registration)."""
+    if spec.supervisor and spec.role != "lab":
+        return "only a lab device can be a supervisor"
+    if spec.communities and spec.role != "registrar":
+        # A registrar without communities is allowed: it may change none.
+        return "only a registrar device names communities"
+    return None
+
+
 class Devices:
     def __init__(self, redis: AnyRedis, round_keys: RevokedFanout | None = None) -> None:
         self._redis = redis
@@ -53,11 +64,9 @@ class Devices:
     async def create(
         self, spec: DeviceIn, *, now: float | None = None, by: str = ""
     ) -> DeviceCreated:
-        if spec.supervisor and spec.role != "lab":
-            raise BadInput("only a lab device can be a supervisor", role=spec.role)
-        if spec.communities and spec.role != "registrar":
-            # A registrar without communities is allowed: it may change none.
-            raise BadInput("only a registrar device names communities", role=spec.role)
+        why = role_mismatch(spec)
+        if why:
+            raise BadInput(why, role=spec.role)
         now = time.time() if now is None else now
         token = f"{spec.id}.{secrets.token_urlsafe(24)}"
         device = Device(
