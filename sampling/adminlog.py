@@ -32,10 +32,10 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sampling.store.client import as_bytes
-from sampling.store.scripts import Scripts
+from sampling.store.scripts import Call, Runner
 
 if TYPE_CHECKING:
     from sampling.store.client import AnyRedis
@@ -74,12 +74,69 @@ def entry(kind: str, by: str, **what: object) -> list[str]:
     return pairs
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteRecord(Call[bool]):
+    """admin.lua: one registry record and its admin journal entry.
+
+    Answers False (nothing written) when ``new`` and the id exists, or not ``new``
+    and it does not.
+    """
+
+    package = "sampling"
+    name = "admin"
+
+    #: The registry hash written to (``{sampling}:rounds``, ``:sites``, ``:devices``).
+    registry: str
+    record_id: str
+    record: bytes
+    new: bool
+    #: The journal entry (:func:`entry`).
+    journal: list[str]
+    #: A set the id joins too (``{sampling}:revoked``), or None.
+    also_set: str | None = None
+
+    def layout(self) -> tuple[list[Any], list[Any]]:
+        ks = [self.registry, ADMIN, *([self.also_set] if self.also_set else [])]
+        mode = "new" if self.new else "update"
+        return ks, [self.record_id, self.record, mode, *self.journal]
+
+    def decode(self, reply: Any) -> bool:
+        return bool(int(reply))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteRecords(Call[int]):
+    """admin_bulk.lua: many records of one registry and one journal entry, all or none.
+
+    Answers 0 when written, else the first row (1-based) whose record changed since
+    it was read (nothing written).
+    """
+
+    package = "sampling"
+    name = "admin_bulk"
+
+    registry: str
+    #: (id, the record read or None, the record to write or None) per row.
+    rows: list[tuple[str, bytes | None, bytes | None]]
+    #: The journal entry; None: nothing is journaled.
+    journal: list[str] | None = None
+
+    def layout(self) -> tuple[list[Any], list[Any]]:
+        args: list[Any] = [str(len(self.rows))]
+        for record_id, seen, record in self.rows:
+            args += [record_id, seen or b"", record or b""]
+        return [self.registry, ADMIN], args + (self.journal or [])
+
+    def decode(self, reply: Any) -> int:
+        return int(reply)
+
+
 class Registry:
     """Registry writes, each with its admin journal entry, in one atomic step."""
 
     def __init__(self, redis: AnyRedis) -> None:
         self._redis = redis
-        self._scripts = Scripts(redis, "sampling", ("admin", "admin_bulk"))
+        self._run = Runner(redis)
 
     async def write(
         self,
@@ -93,9 +150,16 @@ class Registry:
     ) -> bool:
         """Write ``record`` under ``record_id``; False (nothing written) when ``new`` and
         the id exists, or not ``new`` and it does not."""
-        keys = [registry, ADMIN, *([also_set] if also_set else [])]
-        args = [record_id, record, "new" if new else "update", *journal]
-        return bool(await self._scripts.run("admin", keys, args))
+        return await self._run(
+            WriteRecord(
+                registry=registry,
+                record_id=record_id,
+                record=record,
+                new=new,
+                journal=journal,
+                also_set=also_set,
+            )
+        )
 
     async def read_many(self, registry: str, record_ids: list[str]) -> list[bytes | None]:
         """The records under ``record_ids`` as stored (None where there is none)."""
@@ -113,10 +177,7 @@ class Registry:
         """Write rows ``(id, the record read, the record to write or None)`` and the
         journal entry, all or nothing; 0 when written, else the first row (1-based)
         whose record changed since it was read (then nothing is written)."""
-        args: list[str | bytes] = [str(len(rows))]
-        for record_id, seen, record in rows:
-            args += [record_id, seen or b"", record or b""]
-        return int(await self._scripts.run("admin_bulk", [registry, ADMIN], args + (journal or [])))
+        return await self._run(WriteRecords(registry=registry, rows=rows, journal=journal))
 
     async def note(self, journal: list[str]) -> None:
         """An admin entry with no registry record of its own (risk flags, imports)."""

@@ -1,4 +1,4 @@
-"""Run a typed script call (``sampling.*.scripts``) on the sync test client.
+"""Run a typed script call (``sampling.*.scripts``) on a sync client (server or cluster).
 
 The script tests build the very calls the services run, so KEYS and ARGV are laid
 out in one place; this runs one as a registered script (EVALSHA, loading it when
@@ -16,12 +16,12 @@ from sampling.store.scripts import Call
 R = TypeVar("R")
 
 
-def raw(r: redis.Redis, call: Call[Any]) -> Any:
+def raw(r: redis.Redis | redis.RedisCluster, call: Call[Any]) -> Any:
     """The script's reply as the server gave it."""
     keys, argv = call.layout()
     return r.register_script(call.source())(keys=keys, args=argv)
 
 
-def run(r: redis.Redis, call: Call[R]) -> R:
+def run(r: redis.Redis | redis.RedisCluster, call: Call[R]) -> R:
     """The script's reply, decoded by its call."""
     return call.decode(raw(r, call))

@@ -90,5 +90,10 @@ class Services:
         )
 
     async def close(self) -> None:
+        # The script runners' cluster-node clients (opened for WAITAOF) and the lane,
+        # then the client they all share.
         await self.binder.shutdown()
+        await self.lab.aclose()
+        # Boxer has no close of its own yet (its package is being split): its runner.
+        await self.boxer._run.aclose()
         await self.redis.aclose()

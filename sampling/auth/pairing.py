@@ -26,10 +26,11 @@ import msgspec
 from sampling.auth import keys
 from sampling.auth.devices import digest
 from sampling.auth.models import Device, DeviceCreated
+from sampling.auth.scripts import CODE_GONE, PAIRED, Pair
 from sampling.errors import AuthError, BadInput
 from sampling.schema import Base
 from sampling.store.client import as_bytes
-from sampling.store.scripts import Scripts
+from sampling.store.scripts import Runner
 
 if TYPE_CHECKING:
     from sampling.auth.devices import Devices
@@ -78,7 +79,7 @@ class Pairing:
     def __init__(self, redis: AnyRedis, devices: Devices) -> None:
         self._redis = redis
         self._devices = devices
-        self._scripts = Scripts(redis, "sampling.auth", ("pair",))
+        self._run = Runner(redis)
 
     async def create(self, device_id: str, *, now: float | None = None) -> PairingCode:
         """A new code for the device (which must exist and not be revoked)."""
@@ -97,7 +98,8 @@ class Pairing:
     async def exchange(self, text: str) -> DeviceCreated:
         """The device's new token for a valid code; the code is used up."""
         code = normalize(text)
-        key = keys.pairing(_hash(code))
+        code_hash = _hash(code)
+        key = keys.pairing(code_hash)
         failed = PairingFailed(
             "this pairing code is unknown, already used or expired (codes last 10 minutes "
             "and work once): ask the admin for a new one"
@@ -115,11 +117,11 @@ class Pairing:
                 raise failed
             token = f"{device.id}.{secrets.token_urlsafe(24)}"
             paired = msgspec.structs.replace(device, digest=digest(token))
-            got = await self._scripts.run(
-                "pair", [key, keys.DEVICES], [device.id, raw, _encode(paired)]
+            got = await self._run(
+                Pair(code_hash=code_hash, device=device.id, seen=raw, paired=_encode(paired))
             )
-            if got == 1:
+            if got == PAIRED:
                 return DeviceCreated(device=paired.public(), token=token)
-            if got == 0:
+            if got == CODE_GONE:
                 raise failed
         raise failed

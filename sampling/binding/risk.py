@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Literal
 
 from sampling import adminlog
 from sampling.adminlog import Registry
-from sampling.binding import keys
 from sampling.binding.errors import RoundNotFound
+from sampling.binding.scripts import RiskDerive
 from sampling.schema import Base
-from sampling.store.scripts import Scripts
+from sampling.store.scripts import Runner
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -45,7 +45,7 @@ class Derived(Base, frozen=True):
 class RiskDerivation:
     def __init__(self, redis: AnyRedis) -> None:
         self._redis = redis
-        self._scripts = Scripts(redis, "sampling.binding", ("risk_derive",))
+        self._run = Runner(redis)
 
     async def derive(
         self,
@@ -58,28 +58,30 @@ class RiskDerivation:
         """Make ``round_id``'s register-derived flags exactly ``flagged`` (resident hash,
         flags); journaled per changed resident in the round, and once in the admin
         journal when anything changed."""
-        by_bucket: list[list[bytes | str]] = [[] for _ in range(256)]
+        by_bucket: list[list[tuple[bytes, str]]] = [[] for _ in range(256)]
         for rhash, flags in flagged:
-            by_bucket[rhash[0]] += [rhash, flags]
-        buckets = keys.risk_buckets(round_id)
+            by_bucket[rhash[0]].append((rhash, flags))
         n = changed = 0
         status = 1
         # One step per range of buckets: each is atomic for its residents, and none
         # holds the server for long (one step for 50,000 flagged took over 2 s).
         for first in range(0, 256, BUCKETS_PER_STEP):
-            last = first + BUCKETS_PER_STEP
-            args: list[bytes | str | int] = [by, version, first]
-            for b in range(first, last):
-                args += by_bucket[b]
-            ks = [keys.meta(round_id), keys.journal(round_id), *buckets[first:last]]
-            status, step_n, step_changed = (
-                int(v) for v in await self._scripts.run("risk_derive", ks, args)
+            residents = [r for b in by_bucket[first : first + BUCKETS_PER_STEP] for r in b]
+            call = RiskDerive(
+                round_id=round_id,
+                by=by,
+                version=version,
+                first=first,
+                count=BUCKETS_PER_STEP,
+                residents=residents,
             )
+            step = await self._run(call)
+            status = step.status
             if status != 1:
                 # Unknown, closed or stale at the first step: nothing written; a
                 # newer register overtaking us midway: the newer one finishes the job.
                 break
-            n, changed = n + step_n, changed + step_changed
+            n, changed = n + step.flagged, changed + step.changed
         if status == 0:
             raise RoundNotFound(f"no round {round_id}: check the round id", round=round_id)
         done = Derived(

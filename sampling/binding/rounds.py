@@ -21,9 +21,10 @@ from sampling.binding.models import (
     SitesCreated,
     SitesIn,
 )
+from sampling.binding.scripts import ALREADY_CLOSED, ROUND_NOT_FOUND, RoundClose, RoundCreate
 from sampling.errors import BadInput, Conflict, NotFound
 from sampling.store.client import as_bytes
-from sampling.store.scripts import Scripts
+from sampling.store.scripts import Runner
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -55,7 +56,7 @@ class Rounds:
     def __init__(self, redis: AnyRedis, *, on_open: OnOpen | None = None) -> None:
         self._redis = redis
         self._registry = Registry(redis)
-        self._scripts = Scripts(redis, "sampling.binding", ("round_create", "round_close"))
+        self._run = Runner(redis)
         #: Called with (round id, who) once a round is open: the services set the
         #: round's risk flags from the register here (``sampling.lab.riskfollow``).
         self._on_open = on_open
@@ -78,10 +79,15 @@ class Rounds:
         )
         record = _encode(made)
         revoked = await self._redis.smembers(auth_keys.REVOKED)
-        created = await self._scripts.run(
-            "round_create",
-            [keys.meta(spec.id), keys.revoked(spec.id), keys.journal(spec.id)],
-            [record, spec.pool, by, spec.name, *revoked],
+        created = await self._run(
+            RoundCreate(
+                round_id=spec.id,
+                record=record,
+                pool=spec.pool,
+                by=by,
+                round_name=spec.name,
+                revoked=list(revoked),
+            )
         )
         if not created:
             # A crash after the round's step and before its registry entry left it
@@ -121,14 +127,11 @@ class Rounds:
     async def close(self, round_id: str, *, by: str = "", reason: str = "") -> Round:
         found = await self.get(round_id)
         closed = msgspec.structs.replace(found, state="closed")
-        done = await self._scripts.run(
-            "round_close",
-            [keys.meta(round_id), keys.journal(round_id)],
-            [_encode(closed), by, reason],
-        )
-        if done == 0:
+        call = RoundClose(round_id=round_id, record=_encode(closed), by=by, reason=reason)
+        done = await self._run(call)
+        if done == ROUND_NOT_FOUND:
             raise RoundNotFound(f"no round {round_id}: check the round id", round=round_id)
-        if done == 2:
+        if done == ALREADY_CLOSED:
             raise Conflict(f"round {round_id} is already closed", round=round_id)
         await self._registry.write(
             keys.ROUNDS,

@@ -6,7 +6,7 @@ says; :class:`~sampling.store.scripts.Runner` runs them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sampling import codes
@@ -219,3 +219,101 @@ class RiskFlags(Call[int | None]):
     def decode(self, reply: Any) -> int | None:
         written = int(reply)
         return None if written < 0 else written
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoundCreate(Call[bool]):
+    """round_create.lua: a round's record, state, revoked devices and journal entry.
+
+    Answers False when the round exists (nothing written).
+    """
+
+    package = _PKG
+    name = "round_create"
+
+    round_id: str
+    #: The round record (msgpack ``Round``).
+    record: bytes
+    pool: int
+    by: str
+    round_name: str
+    #: The revoked device ids at this moment.
+    revoked: list[bytes | str] = field(default_factory=list)
+
+    def layout(self) -> tuple[list[Any], list[Any]]:
+        rid = self.round_id
+        ks: list[Any] = [keys.meta(rid), keys.revoked(rid), keys.journal(rid)]
+        return ks, [self.record, self.pool, self.by, self.round_name, *self.revoked]
+
+    def decode(self, reply: Any) -> bool:
+        return bool(int(reply))
+
+
+#: round_close.lua's answers.
+ROUND_NOT_FOUND, CLOSED, ALREADY_CLOSED = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoundClose(Call[int]):
+    """round_close.lua: close a round and journal it.
+
+    Answers :data:`CLOSED`, :data:`ROUND_NOT_FOUND` or :data:`ALREADY_CLOSED`
+    (nothing written for the last two).
+    """
+
+    package = _PKG
+    name = "round_close"
+
+    round_id: str
+    #: The closed round's record (msgpack ``Round``).
+    record: bytes
+    by: str
+    reason: str = ""
+
+    def layout(self) -> tuple[list[Any], list[Any]]:
+        rid = self.round_id
+        return [keys.meta(rid), keys.journal(rid)], [self.record, self.by, self.reason]
+
+    def decode(self, reply: Any) -> int:
+        return int(reply)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDeriveReply:
+    #: 1 applied, 0 unknown round, 2 round not open, 3 stale version (0, 2, 3:
+    #: nothing written).
+    status: int
+    #: Residents of these buckets the register flags.
+    flagged: int
+    #: Residents whose flags in the round changed.
+    changed: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskDerive(Call[RiskDeriveReply]):
+    """risk_derive.lua: a round's register-derived flags in consecutive risk buckets
+    ``first`` .. ``first + count - 1``, set to exactly ``residents``."""
+
+    package = _PKG
+    name = "risk_derive"
+
+    round_id: str
+    by: str
+    #: The register version (a newer one applied already: nothing written).
+    version: int
+    first: int
+    count: int
+    #: (resident hash, flags) for every flagged resident of these buckets.
+    residents: list[tuple[bytes, str]]
+
+    def layout(self) -> tuple[list[Any], list[Any]]:
+        rid = self.round_id
+        buckets = keys.risk_buckets(rid)[self.first : self.first + self.count]
+        args: list[Any] = [self.by, self.version, self.first]
+        for rhash, flags in self.residents:
+            args += [rhash, flags]
+        return [keys.meta(rid), keys.journal(rid), *buckets], args
+
+    def decode(self, reply: Any) -> RiskDeriveReply:
+        status, flagged, changed = (int(v) for v in reply)
+        return RiskDeriveReply(status, flagged, changed)

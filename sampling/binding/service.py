@@ -525,6 +525,7 @@ class Binder:
         return f"in tube {tube} at {where} at {localtime.hm(when, self._tz)}"
 
     async def shutdown(self) -> None:
+        await self._run.aclose()
         if self._lane is not None:
             await self._lane.aclose()
 

@@ -31,9 +31,10 @@ from sampling.binding.models import Batch, BatchOp, OpResult, Purpose
 from sampling.codecheck import check_code
 from sampling.errors import BadInput, Forbidden, NotFound, Refusal
 from sampling.lab import keys
+from sampling.lab.scripts import Door
 from sampling.oplog import fingerprint
 from sampling.schema import Base, Code, OpId, Text
-from sampling.store.scripts import Scripts
+from sampling.store.scripts import Runner
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -108,7 +109,7 @@ class DoorLog:
     def __init__(self, redis: AnyRedis, hasher: ResidentHasher) -> None:
         self._redis = redis
         self._hasher = hasher
-        self._scripts = Scripts(redis, "sampling.lab", ("doorlog",))
+        self._run = Runner(redis)
 
     async def record(
         self,
@@ -137,30 +138,22 @@ class DoorLog:
         elif visit.tube or visit.residents:
             raise BadInput("a tube and residents go only with the outcome 'sampled'")
         payload = f"{visit.outcome}|{tube}|{grid}|" + ",".join(sorted(h.hex() for h in hashes))
-        reply = await self._scripts.run(
-            "doorlog",
-            [
-                keys.meta(round_id),
-                keys.door(round_id),
-                keys.journal(round_id),
-                keys.door_count(round_id),
-                keys.door_ops(round_id),
-            ],
-            [
-                device.id,
-                device.site,
-                visit.op,
-                fingerprint(visit.op, payload.encode()),
-                visit.outcome,
-                tube,
-                grid,
-                *hashes,
-            ],
+        reply = await self._run(
+            Door(
+                round_id=round_id,
+                device=device.id,
+                site=device.site,
+                op=visit.op,
+                fingerprint=fingerprint(visit.op, payload.encode()),
+                outcome=visit.outcome,
+                tube=tube,
+                grid=grid,
+                residents=hashes,
+            )
         )
-        head = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-        if head == "round_not_found":
+        if reply.status == "round_not_found":
             raise NotFound(f"no round {round_id}", round=round_id)
-        if head == "op_reused":
+        if reply.status == "op_reused":
             raise Refusal(
                 "operation_reused",
                 f"operation {visit.op} was used before for another door outcome",
@@ -171,8 +164,8 @@ class DoorLog:
             round=round_id,
             grid=grid,
             outcome=visit.outcome,
-            recorded=int(reply[1]),
-            replayed=head == "replayed",
+            recorded=reply.recorded,
+            replayed=reply.status == "replayed",
             tube=tube or None,
             binding=steps,
         )

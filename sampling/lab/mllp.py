@@ -289,16 +289,16 @@ class Running:
 
         settings, url, host, port, device_id, round_id = self._args
         redis = from_settings(settings, url)
+        lab = LabResults(redis, waitaof=settings.durability == "waitaof")
         try:
             listener = Listener(
-                redis, Devices(redis), Rounds(redis),
-                LabResults(redis, waitaof=settings.durability == "waitaof"),
-                device_id=device_id, round_id=round_id,
-            )  # fmt: skip
+                redis, Devices(redis), Rounds(redis), lab, device_id=device_id, round_id=round_id
+            )
             server = await listener.start(host, port)
             self._ready.set()
             async with server:
                 await self._stop.wait()
                 await listener.close()
         finally:
+            await lab.aclose()
             await redis.aclose()

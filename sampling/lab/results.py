@@ -45,6 +45,10 @@ class LabResults:
         self._redis = redis
         self._run = Runner(redis, waitaof=waitaof)
 
+    async def aclose(self) -> None:
+        """Close the runner's cluster-node clients (the Redis client is the caller's)."""
+        await self._run.aclose()
+
     async def ingest(
         self,
         round_id: str,

@@ -20,10 +20,10 @@ from msgspec import Meta
 from sampling import codes
 from sampling.codecheck import check_code
 from sampling.errors import BadInput, Forbidden, NotFound, Refusal
-from sampling.lab import keys
+from sampling.lab import keys, scripts
 from sampling.lab.models import LabResult
 from sampling.schema import Base
-from sampling.store.scripts import Scripts
+from sampling.store.scripts import Runner
 
 if TYPE_CHECKING:
     from sampling.auth.models import Device
@@ -82,7 +82,7 @@ def _text(v: bytes | str) -> str:
 class Review:
     def __init__(self, redis: AnyRedis) -> None:
         self._redis = redis
-        self._scripts = Scripts(redis, "sampling.lab", ("resolve",))
+        self._run = Runner(redis)
 
     async def case(self, round_id: str, tube: str) -> HeldCase:
         code = check_code(tube, codes.CodeKind.TUBE, "tube")
@@ -140,21 +140,19 @@ class Review:
                 choose=covered,
             )
         who = device.id if device is not None else (by or "cli")
-        reply = await self._scripts.run(
-            "resolve",
-            [
-                keys.meta(round_id),
-                keys.result(round_id),
-                keys.orphans(round_id),
-                keys.review(round_id),
-                keys.journal(round_id),
-                keys.count(round_id),
-                keys.tube(round_id, found.tube),
-            ],
-            [who, decision.decision, reason, found.tube, seen, chosen, *covered],
+        reply = await self._run(
+            scripts.Resolve(
+                round_id=round_id,
+                tube=found.tube,
+                by=who,
+                decision=decision.decision,
+                reason=reason,
+                seen=seen,
+                chosen=chosen,
+                covered=covered,
+            )
         )
-        words = [_text(w) for w in reply]
-        _raise(words, round_id, found.tube)
+        _raise(reply, round_id, found.tube)
         return Resolved(
             round=round_id,
             tube=found.tube,
@@ -165,21 +163,21 @@ class Review:
         )
 
 
-def _raise(words: list[str], round_id: str, tube: str) -> None:
-    match words:
-        case ["ok"]:
+def _raise(reply: scripts.ResolveReply, round_id: str, tube: str) -> None:
+    match reply.status:
+        case "ok":
             return
-        case ["round_not_found"]:
+        case "round_not_found":
             raise NotFound(f"no round {round_id}", round=round_id)
-        case ["not_held", value]:
+        case "not_held":
             raise Refusal(
                 "result_not_held",
-                f"Tube {tube}: the value {value} is no longer held (decided already?). "
+                f"Tube {tube}: the value {reply.value} is no longer held (decided already?). "
                 "Reload the held results and decide again.",
                 409,
                 tube=tube,
             )
-        case ["result_changed"]:
+        case "result_changed":
             raise Refusal(
                 "result_changed",
                 f"Tube {tube}: the stored result changed since it was shown. "

@@ -1,6 +1,6 @@
-"""The lab results' script call: its keys and arguments, and its reply.
+"""The lab package's script calls: each names its keys and arguments, and its reply.
 
-KEYS and ARGV are laid out here and only here, as ``record.lua``'s header says;
+KEYS and ARGV are laid out here and only here, as each ``.lua`` file's header says;
 :class:`~sampling.store.scripts.Runner` runs it.
 """
 
@@ -92,3 +92,100 @@ class Record(Call[RecordReply]):
             status, _, why = word.partition(":")
             rows.append((status, why))
         return RecordReply(round_not_found=False, rows=rows)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolveReply:
+    #: ok | round_not_found | not_held | result_changed | bad_choice
+    status: str
+    #: With not_held: the held value that is no longer held.
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resolve(Call[ResolveReply]):
+    """resolve.lua: a supervisor's decision on a tube's held results."""
+
+    package = "sampling.lab"
+    name = "resolve"
+
+    round_id: str
+    tube: str
+    #: The deciding device's id (or the CLI user).
+    by: str
+    #: keep | held | retest
+    decision: str
+    reason: str
+    #: The stored packed result the supervisor saw ("" none).
+    seen: str
+    #: The packed result chosen ("" for a re-test).
+    chosen: str
+    #: The held packed values the decision covers (at least one).
+    covered: list[str]
+
+    def layout(self) -> tuple[list[Any], list[Any]]:
+        rid = self.round_id
+        ks: list[Any] = [
+            keys.meta(rid),
+            keys.result(rid),
+            keys.orphans(rid),
+            keys.review(rid),
+            keys.journal(rid),
+            keys.count(rid),
+            keys.tube(rid, self.tube),
+        ]
+        args: list[Any] = [self.by, self.decision, self.reason, self.tube, self.seen]
+        return ks, [*args, self.chosen, *self.covered]
+
+    def decode(self, reply: Any) -> ResolveReply:
+        words = [_text(w) for w in reply]
+        return ResolveReply(words[0], words[1] if len(words) > 1 else "")
+
+
+@dataclass(frozen=True, slots=True)
+class DoorReply:
+    #: ok | replayed | round_not_found | op_reused
+    status: str
+    #: Residents recorded (ok, replayed).
+    recorded: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Door(Call[DoorReply]):
+    """doorlog.lua: what a grid team found at one household's door."""
+
+    package = "sampling.lab"
+    name = "doorlog"
+
+    round_id: str
+    device: str
+    site: str
+    op: str
+    #: oplog.fingerprint of the op id and its payload (6 bytes).
+    fingerprint: bytes
+    outcome: str
+    #: "" unless sampled.
+    tube: str
+    grid: str
+    #: The household's residents' keyed hashes (8 bytes each).
+    residents: list[bytes]
+
+    def layout(self) -> tuple[list[Any], list[Any]]:
+        rid = self.round_id
+        ks: list[Any] = [
+            keys.meta(rid),
+            keys.door(rid),
+            keys.journal(rid),
+            keys.door_count(rid),
+            keys.door_ops(rid),
+        ]
+        args: list[Any] = [self.device, self.site, self.op, self.fingerprint, self.outcome]
+        return ks, [*args, self.tube, self.grid, *self.residents]
+
+    def decode(self, reply: Any) -> DoorReply:
+        status = _text(reply[0])
+        return DoorReply(status, int(reply[1]) if len(reply) > 1 else 0)
+
+
+def _text(v: bytes | str) -> str:
+    return v.decode() if isinstance(v, bytes) else v

@@ -15,7 +15,8 @@ import uuid
 from typing import TYPE_CHECKING
 
 from sampling.live import keys
-from sampling.store.scripts import Scripts
+from sampling.live.scripts import KeepLease
+from sampling.store.scripts import Runner
 
 if TYPE_CHECKING:
     from sampling.store.client import AnyRedis
@@ -34,17 +35,17 @@ class Lease:
         self.key = key
         self.ttl_ms = max(1, int(ttl * 1000))
         self.holder = holder or holder_id()
-        self._scripts = Scripts(redis, "sampling.live", ("lease",))
+        self._run = Runner(redis)
 
     async def hold(self) -> bool:
         """Renew the lease if we hold it, else try to take it; True when we hold it now."""
-        if await self._scripts.run("lease", [self.key], [self.holder, self.ttl_ms]):
+        if await self._run(KeepLease(self.key, self.holder, self.ttl_ms)):
             return True
         taken = await self._redis.set(self.key, self.holder, nx=True, px=self.ttl_ms)
         return bool(taken)
 
     async def release(self) -> None:
-        await self._scripts.run("lease", [self.key], [self.holder, 0])
+        await self._run(KeepLease(self.key, self.holder, 0))
 
     async def current(self) -> str | None:
         raw = await self._redis.get(self.key)

@@ -18,8 +18,8 @@ the script tests build the same calls, so KEYS and ARGV are laid out in one plac
   call's slot (its first key): a cluster pipeline refuses scripts, and WAITAOF has
   no key to route by, so redis-py would send it to the default node instead.
 
-:class:`Scripts` registers scripts on a client for the modules that run them
-without a typed call yet.
+Only a runner with ``waitaof`` opens clients of its own (to cluster nodes), which
+:meth:`Runner.aclose` closes; the services close theirs with the client.
 """
 
 from __future__ import annotations
@@ -36,8 +36,6 @@ from redis.exceptions import NoScriptError
 from sampling.errors import NotDurable, Unavailable
 
 if TYPE_CHECKING:
-    from redis.commands.core import AsyncScript
-
     from sampling.store.client import AnyRedis
     from sampling.store.lane import Lane
 
@@ -160,21 +158,3 @@ async def _pipeline(client: Redis, *commands: tuple[Any, ...]) -> list[Any]:
         pipe.execute_command(*command)
     return list(await pipe.execute())
 
-
-class Scripts:
-    """The scripts of one domain package, registered on one client.
-
-    redis-py's registered script runs EVALSHA and, on NOSCRIPT, loads the script
-    and retries, as :class:`Runner` does.
-    """
-
-    def __init__(self, client: AnyRedis, package: str, names: tuple[str, ...]) -> None:
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(source(package, name + ".lua")) for name in names
-        }
-
-    def __getitem__(self, name: str) -> AsyncScript:
-        return self._scripts[name]
-
-    async def run(self, name: str, keys: list[Any], args: list[Any]) -> Any:
-        return await self._scripts[name](keys=keys, args=args)

@@ -15,9 +15,10 @@ from sampling.auth.models import DeviceIn
 from sampling.binding import keys
 from sampling.binding.models import RoundIn
 from sampling.binding.rounds import Rounds
+from sampling.binding.scripts import RoundCreate
 from sampling.errors import Conflict
 from sampling.store.client import connect
-from sampling.store.scripts import Scripts
+from sampling.store.scripts import Runner
 from tests.conftest import Api, resident, tube
 
 if TYPE_CHECKING:
@@ -95,11 +96,15 @@ def test_round_created_by_its_one_step_is_whole(
             record = msgspec.msgpack.encode(
                 Round(id="r9", name="r9", pool=10, state="open", created_at=1.0)
             )
-            scripts = Scripts(client, "sampling.binding", ("round_create",))
-            created = await scripts.run(
-                "round_create",
-                [keys.meta("r9"), keys.revoked("r9"), keys.journal("r9")],
-                [record, 10, "cli:test", "r9", "gone-device"],
+            created = await Runner(client)(
+                RoundCreate(
+                    round_id="r9",
+                    record=record,
+                    pool=10,
+                    by="cli:test",
+                    round_name="r9",
+                    revoked=["gone-device"],
+                )
             )
             assert created == 1
             with pytest.raises(Conflict):

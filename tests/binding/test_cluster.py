@@ -14,12 +14,14 @@ from sampling.auth.models import Device
 from sampling.binding import keys
 from sampling.binding.models import Batch, BatchOp, RiskFlag, RiskUpdate, RoundIn, SiteIn
 from sampling.binding.rounds import Rounds, Sites
+from sampling.binding.scripts import Claim
 from sampling.binding.service import Binder
 from sampling.errors import Refusal
 from sampling.privacy import ResidentHasher
 from sampling.settings import Settings
 from sampling.store.client import connect
 from sampling.store.embedded import EmbeddedServer
+from tests import scripts
 from tests.cluster import Cluster
 from tests.conftest import SECRET, Api, resident, tube
 
@@ -226,9 +228,7 @@ def test_refused_opens_take_no_claim_on_cluster(cluster: Cluster, cr: redis.Redi
             out.append(cr.hget(keys.tube_claim(tube(1)), tube(1)))
             # A claim taken by a request whose open the round then refused (the race the
             # pre-check cannot see) is released by that request's settle step.
-            taken = cr.register_script(open_claim_lua())(
-                keys=[keys.tube_claim(tube(2))], args=[tube(2), "old", "n1"]
-            )
+            taken = scripts.raw(cr, Claim.of_tube(tube(2), "old", "n1"))
             out.append(taken)
             await binder._settle("old", "n1", {tube(2): 2}, set())
             out.append(cr.hget(keys.tube_claim(tube(2)), tube(2)))
@@ -247,9 +247,3 @@ def test_refused_opens_take_no_claim_on_cluster(cluster: Cluster, cr: redis.Redi
         ("ok", 0, False, False),
         ("ok", 0, False, False),
     ]
-
-
-def open_claim_lua() -> str:
-    from sampling.store.scripts import source
-
-    return source("sampling.binding", "claim.lua")
