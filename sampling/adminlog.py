@@ -150,16 +150,9 @@ class Registry:
     ) -> bool:
         """Write ``record`` under ``record_id``; False (nothing written) when ``new`` and
         the id exists, or not ``new`` and it does not."""
-        return await self._run(
-            WriteRecord(
-                registry=registry,
-                record_id=record_id,
-                record=record,
-                new=new,
-                journal=journal,
-                also_set=also_set,
-            )
-        )
+        call = WriteRecord(registry=registry, record_id=record_id, record=record, new=new,
+                           journal=journal, also_set=also_set)  # fmt: skip
+        return await self._run(call)
 
     async def read_many(self, registry: str, record_ids: list[str]) -> list[bytes | None]:
         """The records under ``record_ids`` as stored (None where there is none)."""

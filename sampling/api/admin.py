@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
-from sampling.api.auth import current_device, services
+from sampling.api.auth import ServicesDep, current_device, services
 from sampling.auth.models import Device, DeviceCreated, DeviceIn, DeviceView
 from sampling.binding.models import Round, RoundIn, Site, SiteIn
 from sampling.closing import close_round
@@ -27,32 +25,31 @@ class ClosedRound(Round, frozen=True, kw_only=True):
 _READ = {"roles": ("admin", "viewer", "scanner", "sealer", "courier", "lab", "grid")}
 
 
-def _svc(request: Request[Any, Any, Any]) -> Any:
-    return services(request)
-
-
 class AdminController(Controller):
     path = "/v1"
     tags = ["admin"]
-    dependencies = {"device": Provide(current_device), "svc": Provide(_svc, sync_to_thread=False)}
+    dependencies = {
+        "device": Provide(current_device),
+        "svc": Provide(services, sync_to_thread=False),
+    }
 
     @post("/rounds", operation_id="createRound", opt=_ADMIN)
     async def create_round(
-        self, data: JSONBody[RoundIn], device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, data: JSONBody[RoundIn], device: NamedDependency[Device], svc: ServicesDep
     ) -> Round:
         round_: Round = await svc.rounds.create(data, by=device.id)
         return round_
 
     @get("/rounds", operation_id="listRounds", opt=_READ)
     async def list_rounds(
-        self, device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, device: NamedDependency[Device], svc: ServicesDep
     ) -> list[Round]:
         found: list[Round] = await svc.rounds.all()
         return found
 
     @get("/rounds/{round_id:str}", operation_id="getRound", opt=_READ)
     async def get_round(
-        self, round_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, round_id: FromPath[str], device: NamedDependency[Device], svc: ServicesDep
     ) -> Round:
         found: Round = await svc.rounds.get(round_id)
         return found
@@ -63,7 +60,7 @@ class AdminController(Controller):
         opt={"roles": ("admin", "viewer")},
     )
     async def counters(
-        self, round_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, round_id: FromPath[str], device: NamedDependency[Device], svc: ServicesDep
     ) -> dict[str, int]:
         await svc.rounds.get(round_id)
         found: dict[str, int] = await svc.rounds.counters(round_id)
@@ -71,7 +68,7 @@ class AdminController(Controller):
 
     @post("/rounds/{round_id:str}/close", operation_id="closeRound", opt=_ADMIN, status_code=200)
     async def close_round(
-        self, round_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, round_id: FromPath[str], device: NamedDependency[Device], svc: ServicesDep
     ) -> ClosedRound:
         """Close the round (no more scans), archive it, and write its closing report
         (``GET .../closing-report`` downloads it)."""
@@ -82,21 +79,21 @@ class AdminController(Controller):
 
     @post("/sites", operation_id="createSite", opt=_ADMIN)
     async def create_site(
-        self, data: JSONBody[SiteIn], device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, data: JSONBody[SiteIn], device: NamedDependency[Device], svc: ServicesDep
     ) -> Site:
         found: Site = await svc.sites.create(data, by=device.id)
         return found
 
     @get("/sites", operation_id="listSites", opt=_READ)
     async def list_sites(
-        self, device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, device: NamedDependency[Device], svc: ServicesDep
     ) -> list[Site]:
         found: list[Site] = await svc.sites.all()
         return found
 
     @post("/devices", operation_id="createDevice", opt=_ADMIN)
     async def create_device(
-        self, data: JSONBody[DeviceIn], device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, data: JSONBody[DeviceIn], device: NamedDependency[Device], svc: ServicesDep
     ) -> DeviceCreated:
         """Register a device; the answer holds its token, shown this once."""
         found: DeviceCreated = await svc.devices.create(data, by=device.id)
@@ -104,7 +101,7 @@ class AdminController(Controller):
 
     @get("/devices", operation_id="listDevices", opt=_ADMIN)
     async def list_devices(
-        self, device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, device: NamedDependency[Device], svc: ServicesDep
     ) -> list[DeviceView]:
         return [d.public() for d in await svc.devices.all()]
 
@@ -112,7 +109,7 @@ class AdminController(Controller):
         "/devices/{device_id:str}/revoke", operation_id="revokeDevice", opt=_ADMIN, status_code=200
     )
     async def revoke(
-        self, device_id: FromPath[str], device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, device_id: FromPath[str], device: NamedDependency[Device], svc: ServicesDep
     ) -> DeviceView:
         """Revoke a device's token; it stops working at once, in every worker."""
         found: Device = await svc.devices.revoke(device_id, by=device.id)

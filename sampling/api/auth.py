@@ -15,18 +15,27 @@ belongs to the caller (site, lab, grid) is the domain's check.
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from typing import Any, TypeAlias
 
 from litestar import Request  # noqa: TC002 - Litestar reads it at runtime
+from litestar.di import NamedDependency
 from litestar.enums import ScopeType
+from litestar.params import SkipValidation
 from litestar.types import ASGIApp, Receive, Scope, Send  # noqa: TC002
 
+from sampling.api.services import Services
 from sampling.auth.models import Device  # noqa: TC001 - read at runtime by DI
 from sampling.errors import AuthError, CsrfFailed, Forbidden
 
+#: The services as a handler's parameter (``svc: ServicesDep``), injected by name. Not
+#: validated: Litestar would check the dataclass field by field on every request.
+ServicesDep: TypeAlias = NamedDependency[SkipValidation[Services]]
 
-def services(request: Request[Any, Any, Any]) -> Any:
-    return request.app.state.services
+
+def services(request: Request[Any, Any, Any]) -> Services:
+    """The process's services (``Services``), set on the app at startup."""
+    found: Services = request.app.state.services
+    return found
 
 
 #: The cookie a signed-in page keeps its token in (HttpOnly, SameSite=Strict), and the
@@ -79,7 +88,8 @@ def _token(scope: Scope) -> str:
 async def _authenticate(scope: Scope, roles: tuple[str, ...], hot: bool) -> Device:
     token = _token(scope)
     state = scope["litestar_app"].state
-    device: Device = await state.services.devices.authenticate(token, cached=hot)
+    svc: Services = state.services
+    device = await svc.devices.authenticate(token, cached=hot)
     if device.role not in roles:
         # Known though refused: a page's refusal still shows who is signed in.
         scope.setdefault("state", {})["device"] = device

@@ -6,13 +6,11 @@ Each call is all or nothing and safe to retry (``sampling.auth.bulk``,
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import JSONBody
 
-from sampling.api.auth import current_device, services
+from sampling.api.auth import ServicesDep, current_device, services
 from sampling.auth import bulk
 from sampling.auth.models import Device, DevicesCreated, DevicesIn
 from sampling.binding.models import SitesCreated, SitesIn
@@ -20,18 +18,17 @@ from sampling.binding.models import SitesCreated, SitesIn
 _ADMIN = {"roles": ("admin",)}
 
 
-def _svc(request: Request[Any, Any, Any]) -> Any:
-    return services(request)
-
-
 class BulkController(Controller):
     path = "/v1"
     tags = ["admin"]
-    dependencies = {"device": Provide(current_device), "svc": Provide(_svc, sync_to_thread=False)}
+    dependencies = {
+        "device": Provide(current_device),
+        "svc": Provide(services, sync_to_thread=False),
+    }
 
     @post("/sites/bulk", operation_id="createSites", opt=_ADMIN, status_code=200)
     async def create_sites(
-        self, data: JSONBody[SitesIn], device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, data: JSONBody[SitesIn], device: NamedDependency[Device], svc: ServicesDep
     ) -> SitesCreated:
         """Register sites, all or none; sites already registered alike are left as they are."""
         made: SitesCreated = await svc.sites.create_many(data, by=device.id)
@@ -39,7 +36,7 @@ class BulkController(Controller):
 
     @post("/devices/bulk", operation_id="createDevices", opt=_ADMIN, status_code=200)
     async def create_devices(
-        self, data: JSONBody[DevicesIn], device: NamedDependency[Device], svc: NamedDependency[Any]
+        self, data: JSONBody[DevicesIn], device: NamedDependency[Device], svc: ServicesDep
     ) -> DevicesCreated:
         """Register devices, all or none; the answer holds every row's token. A retry with
         the same ``op`` gets the same tokens back and registers nothing twice."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 
+from sampling.api.auth import services
 from sampling.api.problems import problem
 
 
@@ -19,7 +20,7 @@ async def health() -> dict[str, str]:
 async def ready(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
     """Ready to take scans: the database answers a PING within the timeout."""
     try:
-        await request.app.state.services.redis.ping()
+        await services(request).redis.ping()
     except Exception as exc:
         return problem(
             503,

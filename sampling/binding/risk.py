@@ -67,14 +67,8 @@ class RiskDerivation:
         # holds the server for long (one step for 50,000 flagged took over 2 s).
         for first in range(0, 256, BUCKETS_PER_STEP):
             residents = [r for b in by_bucket[first : first + BUCKETS_PER_STEP] for r in b]
-            call = RiskDerive(
-                round_id=round_id,
-                by=by,
-                version=version,
-                first=first,
-                count=BUCKETS_PER_STEP,
-                residents=residents,
-            )
+            call = RiskDerive(round_id=round_id, by=by, version=version, first=first,
+                              count=BUCKETS_PER_STEP, residents=residents)  # fmt: skip
             step = await self._run(call)
             status = step.status
             if status != 1:

@@ -79,16 +79,9 @@ class Rounds:
         )
         record = _encode(made)
         revoked = await self._redis.smembers(auth_keys.REVOKED)
-        created = await self._run(
-            RoundCreate(
-                round_id=spec.id,
-                record=record,
-                pool=spec.pool,
-                by=by,
-                round_name=spec.name,
-                revoked=list(revoked),
-            )
-        )
+        call = RoundCreate(round_id=spec.id, record=record, pool=spec.pool, by=by,
+                           round_name=spec.name, revoked=list(revoked))  # fmt: skip
+        created = await self._run(call)
         if not created:
             # A crash after the round's step and before its registry entry left it
             # unlisted: this retry lists it (HSETNX keeps the first record).

@@ -10,11 +10,11 @@ from typing import Any
 
 import anyio.to_thread
 import polars as pl
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody
 
-from sampling.api.auth import current_device, services
+from sampling.api.auth import ServicesDep, current_device, services
 from sampling.auth.models import Device
 from sampling.errors import NotFound
 from sampling.lab.doorlog import (
@@ -58,10 +58,6 @@ class GridOutcomes(Base, frozen=True, kw_only=True):
     counts: dict[str, int]
 
 
-def _svc(request: Request[Any, Any, Any]) -> Any:
-    return services(request)
-
-
 async def _resample(data_dir: Any, round_id: str, grid: str) -> list[dict[str, Any]]:
     from sampling.lab import report
 
@@ -82,7 +78,10 @@ async def _resample(data_dir: Any, round_id: str, grid: str) -> list[dict[str, A
 class DoorController(Controller):
     path = "/v1/rounds/{round_id:str}/doors/{grid:str}"
     tags = ["lab"]
-    dependencies = {"device": Provide(current_device), "svc": Provide(_svc, sync_to_thread=False)}
+    dependencies = {
+        "device": Provide(current_device),
+        "svc": Provide(services, sync_to_thread=False),
+    }
 
     @post("/outcomes", operation_id="recordDoorOutcome", opt=_RECORD, status_code=200)
     async def record(
@@ -91,7 +90,7 @@ class DoorController(Controller):
         grid: FromPath[str],
         data: JSONBody[DoorVisit],
         device: NamedDependency[Device],
-        svc: NamedDependency[Any],
+        svc: ServicesDep,
     ) -> DoorRecorded:
         """A household's outcome: sampled at home (tube and residents, bound with this
         device), not at home, refused, moved away, or medical staff needed."""
@@ -109,7 +108,7 @@ class DoorController(Controller):
         round_id: FromPath[str],
         grid: FromPath[str],
         device: NamedDependency[Device],
-        svc: NamedDependency[Any],
+        svc: ServicesDep,
     ) -> GridOutcomes:
         """Every household of the grid with its latest door outcome, live."""
         check_grid(device, grid)
@@ -163,7 +162,7 @@ class DoorController(Controller):
         round_id: FromPath[str],
         grid: FromPath[str],
         device: NamedDependency[Device],
-        svc: NamedDependency[Any],
+        svc: ServicesDep,
     ) -> list[dict[str, Any]]:
         """The grid's residents to re-sample (positive pools first, urgent), from the archive."""
         check_grid(device, grid)

@@ -138,19 +138,10 @@ class DoorLog:
         elif visit.tube or visit.residents:
             raise BadInput("a tube and residents go only with the outcome 'sampled'")
         payload = f"{visit.outcome}|{tube}|{grid}|" + ",".join(sorted(h.hex() for h in hashes))
-        reply = await self._run(
-            Door(
-                round_id=round_id,
-                device=device.id,
-                site=device.site,
-                op=visit.op,
-                fingerprint=fingerprint(visit.op, payload.encode()),
-                outcome=visit.outcome,
-                tube=tube,
-                grid=grid,
-                residents=hashes,
-            )
-        )
+        call = Door(round_id=round_id, device=device.id, site=device.site, op=visit.op,
+                    fingerprint=fingerprint(visit.op, payload.encode()),
+                    outcome=visit.outcome, tube=tube, grid=grid, residents=hashes)  # fmt: skip
+        reply = await self._run(call)
         if reply.status == "round_not_found":
             raise NotFound(f"no round {round_id}", round=round_id)
         if reply.status == "op_reused":

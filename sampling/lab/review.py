@@ -140,18 +140,10 @@ class Review:
                 choose=covered,
             )
         who = device.id if device is not None else (by or "cli")
-        reply = await self._run(
-            scripts.Resolve(
-                round_id=round_id,
-                tube=found.tube,
-                by=who,
-                decision=decision.decision,
-                reason=reason,
-                seen=seen,
-                chosen=chosen,
-                covered=covered,
-            )
-        )
+        call = scripts.Resolve(round_id=round_id, tube=found.tube, by=who,
+                               decision=decision.decision, reason=reason, seen=seen,
+                               chosen=chosen, covered=covered)  # fmt: skip
+        reply = await self._run(call)
         _raise(reply, round_id, found.tube)
         return Resolved(
             round=round_id,

@@ -125,17 +125,12 @@ class Resolve(Call[ResolveReply]):
 
     def layout(self) -> tuple[list[Any], list[Any]]:
         rid = self.round_id
-        ks: list[Any] = [
-            keys.meta(rid),
-            keys.result(rid),
-            keys.orphans(rid),
-            keys.review(rid),
-            keys.journal(rid),
-            keys.count(rid),
-            keys.tube(rid, self.tube),
-        ]
-        args: list[Any] = [self.by, self.decision, self.reason, self.tube, self.seen]
-        return ks, [*args, self.chosen, *self.covered]
+        # The tube's record is read only: whether the result's home is the bound
+        # tubes' hash or the orphans'.
+        ks = [keys.meta(rid), keys.result(rid), keys.orphans(rid), keys.review(rid)]
+        ks += [keys.journal(rid), keys.count(rid), keys.tube(rid, self.tube)]
+        argv: list[Any] = [self.by, self.decision, self.reason, self.tube, self.seen]
+        return ks, [*argv, self.chosen, *self.covered]
 
     def decode(self, reply: Any) -> ResolveReply:
         words = [_text(w) for w in reply]
@@ -172,15 +167,10 @@ class Door(Call[DoorReply]):
 
     def layout(self) -> tuple[list[Any], list[Any]]:
         rid = self.round_id
-        ks: list[Any] = [
-            keys.meta(rid),
-            keys.door(rid),
-            keys.journal(rid),
-            keys.door_count(rid),
-            keys.door_ops(rid),
-        ]
-        args: list[Any] = [self.device, self.site, self.op, self.fingerprint, self.outcome]
-        return ks, [*args, self.tube, self.grid, *self.residents]
+        ks = [keys.meta(rid), keys.door(rid), keys.journal(rid)]
+        ks += [keys.door_count(rid), keys.door_ops(rid)]
+        argv: list[Any] = [self.device, self.site, self.op, self.fingerprint, self.outcome]
+        return ks, [*argv, self.tube, self.grid, *self.residents]
 
     def decode(self, reply: Any) -> DoorReply:
         status = _text(reply[0])

@@ -28,7 +28,7 @@ from litestar.response import Template
 from litestar.template.config import TemplateConfig
 
 from sampling import localtime
-from sampling.api.auth import CSRF_COOKIE
+from sampling.api.auth import CSRF_COOKIE, services
 from sampling.web import i18n
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def lang(request: Request[Any, Any, Any]) -> i18n.Lang:
 
 
 def tz(request: Request[Any, Any, Any]) -> str:
-    found: str = request.app.state.services.settings.tz
+    found: str = services(request).settings.tz
     return found
 
 

@@ -28,7 +28,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, FromPath, FromQuery
 from litestar.response import Redirect
 
-from sampling.api.auth import CSRF_COOKIE, TOKEN_COOKIE
+from sampling.api.auth import CSRF_COOKIE, TOKEN_COOKIE, services
 from sampling.api.problems import sampling_problem
 from sampling.errors import AuthError, Forbidden, NotFound, SamplingError
 from sampling.schema import Base
@@ -81,7 +81,7 @@ async def login(
     request: Request[Any, Any, Any],
     data: Annotated[LoginForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Any:
-    devices = request.app.state.services.devices
+    devices = services(request).devices
     try:
         device = await devices.authenticate(data.token.strip())
     except AuthError as exc:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup
 
+from sampling.api.auth import services
 from sampling.binding import keys as binding_keys
 from sampling.web import i18n
 from sampling.web.layer import device_of, lang, render
@@ -71,7 +72,7 @@ async def pick_round(request: Request[Any, Any, Any]) -> str | None:
     asked = request.query_params.get("round")
     if asked:
         return str(asked)
-    rounds = await request.app.state.services.rounds.all()
+    rounds = await services(request).rounds.all()
     open_ = [r for r in rounds if r.state == "open"] or rounds
     return open_[-1].id if open_ else None
 
@@ -96,7 +97,7 @@ async def page(
     device = device_of(request)
     seq = 0
     if round_id and device is not None:
-        redis = request.app.state.services.redis
+        redis = services(request).redis
         seq = int(await redis.strlen(binding_keys.oplog(round_id, device.id))) // 8
     return render(
         request,

@@ -24,7 +24,7 @@ from litestar import Request, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from sampling.api.auth import TOKEN_COOKIE
+from sampling.api.auth import TOKEN_COOKIE, services
 from sampling.errors import AuthError, SamplingError
 from sampling.web.layer import Link, link, render, roles, template_context
 
@@ -65,7 +65,7 @@ def coverage_view(rows: list[dict[str, Any]], street: str, community: str) -> di
 
 
 async def read_live(request: Request[Any, Any, Any], round_id: str) -> dict[str, Any]:
-    figures = await request.app.state.services.live.figures(round_id)
+    figures = await services(request).live.figures(round_id)
     found: dict[str, Any] = msgspec.to_builtins(figures)
     return found
 
@@ -109,7 +109,7 @@ async def events(
     street: FromQuery[str] = "",
     community: FromQuery[str] = "",
 ) -> ServerSentEvent:
-    services = request.app.state.services
+    svc = services(request)
     token = request.cookies.get(TOKEN_COOKIE, "")
     engine = request.app.template_engine
     assert engine is not None  # the app is made with the pages' template config
@@ -122,7 +122,7 @@ async def events(
                 if token:
                     # A token revoked or expired while the wall screen watches ends
                     # the stream; the page then goes to the login page.
-                    await services.devices.authenticate(token)
+                    await svc.devices.authenticate(token)
                 live = await read_live(request, round_id)
             except AuthError:
                 yield ServerSentEventMessage(event="signout", data="signout")

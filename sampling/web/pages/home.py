@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Request, get
 
-from sampling.api.auth import TOKEN_COOKIE
+from sampling.api.auth import TOKEN_COOKIE, services
 from sampling.errors import AuthError
 from sampling.web.layer import links_for, render
 
@@ -15,17 +15,17 @@ from sampling.web.layer import links_for, render
 async def home(request: Request[Any, Any, Any]) -> Any:
     # Public, so that a browser with no sign-in sees a way in rather than a 401;
     # a cookie present is checked the same way the middleware checks it.
-    services = request.app.state.services
+    svc = services(request)
     token = request.cookies.get(TOKEN_COOKIE, "")
     device = None
     if token:
         try:
-            device = await services.devices.authenticate(token)
+            device = await svc.devices.authenticate(token)
         except AuthError:
             device = None
     request.state.device = device
     links = links_for(device)
-    rounds = await services.rounds.all() if device is not None else []
+    rounds = await svc.rounds.all() if device is not None else []
     pages = []
     for entry in links:
         if entry.per_round:

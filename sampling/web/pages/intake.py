@@ -14,7 +14,7 @@ from litestar import Request, get
 from litestar.params import FromPath
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
-from sampling.api.auth import TOKEN_COOKIE
+from sampling.api.auth import TOKEN_COOKIE, services
 from sampling.boxing import keys
 from sampling.errors import AuthError
 from sampling.web import i18n
@@ -84,21 +84,21 @@ EVERY = 1.0
 async def intake_events(request: Request[Any, Any, Any], box: FromPath[str]) -> ServerSentEvent:
     """``changed`` whenever the box's state or its intake scans change (another desk
     scanning the same box included); the page then reads the lists from the API."""
-    services = request.app.state.services
+    svc = services(request)
     round_id = request.query_params.get("round", "")
     token = request.cookies.get(TOKEN_COOKIE, "")
     device = request.state.device
-    boxer = services.boxer
+    boxer = svc.boxer
     boxer.may_read(device, await boxer.box(round_id, box))
     code = (await boxer.box(round_id, box)).box
-    redis = services.redis
+    redis = svc.redis
 
     async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
         seen = ""
         while True:
             try:
                 if token:
-                    await services.devices.authenticate(token)
+                    await svc.devices.authenticate(token)
             except AuthError:
                 yield ServerSentEventMessage(event="signout", data="signout")
                 return

@@ -27,7 +27,7 @@ from litestar.params import Body
 from litestar.response import Redirect
 
 from sampling import localtime
-from sampling.api.auth import CSRF_COOKIE, TOKEN_COOKIE
+from sampling.api.auth import CSRF_COOKIE, TOKEN_COOKIE, services
 from sampling.api.pairing import client_key, pair_limiter
 from sampling.binding.models import POOL_SIZES
 from sampling.errors import SamplingError
@@ -185,7 +185,7 @@ def _words(request: Request[Any, Any, Any]) -> dict[str, str]:
 
 @get("/ui/scan", include_in_schema=False, opt=roles("scanner", "admin"))
 async def scan_page(request: Request[Any, Any, Any]) -> Any:
-    svc = request.app.state.services
+    svc = services(request)
     device = request.state.device
     rounds = [r for r in await svc.rounds.all() if r.state == "open"]
     config = {
@@ -234,7 +234,7 @@ async def pair_exchange(
 ) -> Any:
     try:
         pair_limiter(request).take(client_key(request))
-        made = await request.app.state.services.pairing.exchange(data.code)
+        made = await services(request).pairing.exchange(data.code)
     except SamplingError as exc:
         key = f"scan.pair.{exc.code}"
         reason = i18n.text(key, lang(request)) if key in i18n.CATALOGUE else exc.message
@@ -253,7 +253,7 @@ async def pair_exchange(
 
 @get("/ui/pair", include_in_schema=False, opt=roles("admin"))
 async def admin_pair(request: Request[Any, Any, Any]) -> Any:
-    devices = [d for d in await request.app.state.services.devices.all() if not d.revoked]
+    devices = [d for d in await services(request).devices.all() if not d.revoked]
     return render(request, "pair.html", devices=devices)
 
 
@@ -266,7 +266,7 @@ async def admin_make_code(
     request: Request[Any, Any, Any],
     data: Annotated[MakeForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
 ) -> Any:
-    made = await request.app.state.services.pairing.create(data.device)
+    made = await services(request).pairing.create(data.device)
     qr = segno.make_qr(made.code, error="m").svg_inline(scale=8, border=4, omitsize=True)
     until = localtime.hm(made.expires_at, tz(request))
     return render(request, "pair_code.html", made=made, qr=qr, until=until)

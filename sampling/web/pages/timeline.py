@@ -13,6 +13,7 @@ from typing import Any
 from litestar import Request, get
 from litestar.params import FromPath
 
+from sampling.api.auth import services
 from sampling.web.layer import render, roles
 from sampling.web.pages.dashboard import WATCH, read_live
 
@@ -21,7 +22,7 @@ from sampling.web.pages.dashboard import WATCH, read_live
 async def timeline(
     request: Request[Any, Any, Any], round_id: FromPath[str], code: FromPath[str]
 ) -> Any:
-    found = await request.app.state.services.boxer.timeline(round_id, code)
+    found = await services(request).boxer.timeline(round_id, code)
     return render(request, "timeline.html", round_id=round_id, timeline=found)
 
 
@@ -31,8 +32,8 @@ async def timeline(
 async def device_page(
     request: Request[Any, Any, Any], round_id: FromPath[str], device_id: FromPath[str]
 ) -> Any:
-    services = request.app.state.services
-    record = (await services.devices.get(device_id)).public()
+    svc = services(request)
+    record = (await svc.devices.get(device_id)).public()
     live = await read_live(request, round_id)
     silent = next((d for d in live["devices"]["silent"] if d["device"] == device_id), None)
     gap = next((d for d in live["devices"]["gaps"] if d["device"] == device_id), None)
