@@ -21,6 +21,7 @@ import click
 
 from sampling import adminlog, codes, localtime
 from sampling.binding import keys
+from sampling.cliutil import redis_for, run, settings
 from sampling.lab.models import LabResult
 
 if TYPE_CHECKING:
@@ -287,9 +288,7 @@ def audit_command(kind: str, code: str, round_id: str | None, as_json: bool) -> 
     from rich.console import Console
     from rich.table import Table
 
-    from sampling.cli import run, settings
     from sampling.errors import SamplingError
-    from sampling.store.client import connect
 
     cfg = settings()
     if kind == "admin":
@@ -297,13 +296,10 @@ def audit_command(kind: str, code: str, round_id: str | None, as_json: bool) -> 
         async def admin(url: str) -> list[adminlog.AdminEntry]:
             from sampling.binding.rounds import Rounds
 
-            redis = connect(url, cluster=cfg.redis_cluster, timeout=cfg.redis_timeout)
-            try:
+            async with redis_for(url) as redis:
                 if round_id is not None:
                     await Rounds(redis).get(round_id)
                 return await adminlog.entries(redis, round_id=round_id)
-            finally:
-                await redis.aclose()
 
         _admin_table(run(admin), cfg.tz, round_id, as_json)
         return
@@ -315,11 +311,8 @@ def audit_command(kind: str, code: str, round_id: str | None, as_json: bool) -> 
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
 
     async def go(url: str) -> list[Event]:
-        redis = connect(url, cluster=cfg.redis_cluster, timeout=cfg.redis_timeout)
-        try:
+        async with redis_for(url) as redis:
             return await history(redis, cfg.data_dir, round_id, kind, value, cfg.tz)
-        finally:
-            await redis.aclose()
 
     events = run(go)
     if as_json:

@@ -1,12 +1,13 @@
 """The ``sampling`` command.
 
-Subcommands of other domains are imported only when called (``LazyGroup``), so
-``sampling round list`` does not pay for OpenCV or Polars.
+The root registers the domains' command groups by name; each is imported only
+when called (``LazyGroup``), so ``sampling round list`` does not pay for OpenCV
+or Polars. What the commands share is in ``sampling.cliutil``, which the domains
+import: none imports this module back.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
 import os
@@ -14,21 +15,19 @@ import signal
 import sys
 import time
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from sampling.adminlog import cli_user
-from sampling.errors import SamplingError
-from sampling.settings import Settings, SettingsError
+from sampling.cliutil import console, locked, run, services_for, settings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
-
-T = TypeVar("T")
-console = Console(stderr=True)
+    from sampling.lab.closing import ClosingSummary
+    from sampling.lab.mllp import Running
+    from sampling.settings import Settings
 
 
 def _module_exists(name: str) -> bool:
@@ -58,49 +57,6 @@ class LazyGroup(click.Group):
                 raise click.ClickException(f"'{name}' is not available: {exc}") from exc
             return cmd
         return super().get_command(ctx, name)
-
-
-def settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-def run(make: Callable[[str], Coroutine[Any, Any, T]]) -> T:
-    """Run ``make(redis_url)`` against the configured or embedded server; errors read well."""
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    from sampling.store.embedded import ServerStartError
-    from sampling.store.lock import DirectoryLocked
-    from sampling.store.runtime import redis_url
-
-    try:
-        with redis_url(settings()) as url:
-            return asyncio.run(make(url))
-    except SamplingError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from exc
-    except DirectoryLocked as exc:
-        raise locked(exc) from exc
-    except ServerStartError as exc:
-        raise click.ClickException(f"the embedded Valkey server could not start: {exc}") from exc
-    except RedisConnectionError as exc:
-        raise click.ClickException(
-            f"cannot reach Redis ({exc}); check SAMPLING_REDIS_URL or that the server is up"
-        ) from exc
-
-
-def locked(exc: Exception) -> click.ClickException:
-    """The one line for a data directory another process owns."""
-    return click.ClickException(
-        f"{exc}; stop it first, or set SAMPLING_DATA_DIR to another directory"
-    )
-
-
-def services_for(url: str) -> Any:
-    from sampling.api.services import Services
-
-    return Services.build(settings().with_(redis_url=url))
 
 
 @click.group(
@@ -212,7 +168,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 def _start_mllp(
     cfg: Settings, url: str, host: str, port: int | None, device: str, round_id: str
-) -> Any:
+) -> Running | None:
     """The MLLP listener for ``serve --mllp-port``, or None without one."""
     if port is None:
         return None
@@ -245,11 +201,10 @@ def round_create(round_id: str, name: str, pool: str) -> None:
     from sampling.binding.models import RoundIn
 
     async def go(url: str) -> None:
-        svc = services_for(url)
-        made = await svc.rounds.create(
-            RoundIn(id=round_id, name=name, pool=int(pool)), by=cli_user()
-        )
-        await svc.close()
+        async with services_for(url) as svc:
+            made = await svc.rounds.create(
+                RoundIn(id=round_id, name=name, pool=int(pool)), by=cli_user()
+            )
         click.echo(f"round {made.id} open (pool {made.pool})")
 
     run(go)
@@ -258,19 +213,18 @@ def round_create(round_id: str, name: str, pool: str) -> None:
 @round_.command(name="list")
 def round_list() -> None:
     async def go(url: str) -> None:
-        svc = services_for(url)
         table = Table("round", "name", "pool", "state", "bound", "tubes")
-        for found in await svc.rounds.all():
-            counts = await svc.rounds.counters(found.id)
-            table.add_row(
-                found.id,
-                found.name,
-                str(found.pool),
-                found.state,
-                str(counts.get("bound", 0)),
-                str(counts.get("tubes_opened", 0)),
-            )
-        await svc.close()
+        async with services_for(url) as svc:
+            for found in await svc.rounds.all():
+                counts = await svc.rounds.counters(found.id)
+                table.add_row(
+                    found.id,
+                    found.name,
+                    str(found.pool),
+                    found.state,
+                    str(counts.get("bound", 0)),
+                    str(counts.get("tubes_opened", 0)),
+                )
         Console().print(table)
 
     run(go)
@@ -284,13 +238,10 @@ def round_close(round_id: str, reason: str, as_json: bool) -> None:
     """Close a round: no more scans; archive it and write its closing report."""
     from sampling.closing import close_round
 
-    async def go(url: str) -> Any:
-        svc = services_for(url)
-        try:
+    async def go(url: str) -> ClosingSummary:
+        async with services_for(url) as svc:
             _, summary = await close_round(svc.redis, svc.rounds, svc.lab, svc.settings,
                                            round_id, by=cli_user(), reason=reason)  # fmt: skip
-        finally:
-            await svc.close()
         return summary
 
     summary = run(go)
@@ -307,17 +258,14 @@ def round_report(round_id: str, as_json: bool) -> None:
     between the close and the report, or to take in results that came late."""
     from sampling.closing import write_report
 
-    async def go(url: str) -> Any:
-        svc = services_for(url)
-        try:
+    async def go(url: str) -> ClosingSummary:
+        async with services_for(url) as svc:
             return await write_report(svc.redis, svc.rounds, svc.lab, svc.settings, round_id)
-        finally:
-            await svc.close()
 
     _closing_echo(run(go), as_json)
 
 
-def _closing_echo(summary: Any, as_json: bool) -> None:
+def _closing_echo(summary: ClosingSummary, as_json: bool) -> None:
     import msgspec
 
     from sampling.lab import closing
@@ -347,12 +295,11 @@ def site_create(site_id: str, name: str, street: str, community: str, grid: str)
     from sampling.binding.models import SiteIn
 
     async def go(url: str) -> None:
-        svc = services_for(url)
-        await svc.sites.create(
-            SiteIn(id=site_id, name=name, street=street, community=community, grid=grid),
-            by=cli_user(),
-        )
-        await svc.close()
+        async with services_for(url) as svc:
+            await svc.sites.create(
+                SiteIn(id=site_id, name=name, street=street, community=community, grid=grid),
+                by=cli_user(),
+            )
         click.echo(f"site {site_id} registered")
 
     run(go)
@@ -361,11 +308,10 @@ def site_create(site_id: str, name: str, street: str, community: str, grid: str)
 @site.command(name="list")
 def site_list() -> None:
     async def go(url: str) -> None:
-        svc = services_for(url)
         table = Table("site", "name", "street", "community", "grid")
-        for s in await svc.sites.all():
-            table.add_row(s.id, s.name, s.street, s.community, s.grid)
-        await svc.close()
+        async with services_for(url) as svc:
+            for s in await svc.sites.all():
+                table.add_row(s.id, s.name, s.street, s.community, s.grid)
         Console().print(table)
 
     run(go)
@@ -414,29 +360,28 @@ def device_create(
         raise click.UsageError("a grid device needs --grid (the grid whose door lists it reads)")
 
     async def go(url: str) -> None:
-        svc = services_for(url)
-        if site_id:
-            try:
-                await svc.sites.get(site_id)
-            except NotFound:
-                await svc.close()
-                raise click.ClickException(
-                    f"no site {site_id}: register it first with 'sampling site create {site_id}'"
-                ) from None
-        made = await svc.devices.create(
-            DeviceIn(
-                id=device_id,
-                role=role,  # type: ignore[arg-type]
-                site=site_id,
-                lab=lab,
-                grid=grid,
-                supervisor=supervisor,
-                expires_in=expires_in,
-                communities=list(communities),
-            ),
-            by=cli_user(),
-        )
-        await svc.close()
+        async with services_for(url) as svc:
+            if site_id:
+                try:
+                    await svc.sites.get(site_id)
+                except NotFound:
+                    raise click.ClickException(
+                        f"no site {site_id}: register it first with "
+                        f"'sampling site create {site_id}'"
+                    ) from None
+            made = await svc.devices.create(
+                DeviceIn(
+                    id=device_id,
+                    role=role,  # type: ignore[arg-type]
+                    site=site_id,
+                    lab=lab,
+                    grid=grid,
+                    supervisor=supervisor,
+                    expires_in=expires_in,
+                    communities=list(communities),
+                ),
+                by=cli_user(),
+            )
         console.print(f"device {device_id} ({role}) registered; its token, shown once:")
         click.echo(made.token)
 
@@ -446,11 +391,10 @@ def device_create(
 @device.command(name="list")
 def device_list() -> None:
     async def go(url: str) -> None:
-        svc = services_for(url)
         table = Table("device", "role", "site", "lab", "grid", "revoked")
-        for d in await svc.devices.all():
-            table.add_row(d.id, d.role, d.site, d.lab, d.grid, "yes" if d.revoked else "")
-        await svc.close()
+        async with services_for(url) as svc:
+            for d in await svc.devices.all():
+                table.add_row(d.id, d.role, d.site, d.lab, d.grid, "yes" if d.revoked else "")
         Console().print(table)
 
     run(go)
@@ -461,9 +405,8 @@ def device_list() -> None:
 @click.option("--reason", default="", help="Why (journaled).")
 def device_revoke(device_id: str, reason: str) -> None:
     async def go(url: str) -> None:
-        svc = services_for(url)
-        await svc.devices.revoke(device_id, by=cli_user(), reason=reason)
-        await svc.close()
+        async with services_for(url) as svc:
+            await svc.devices.revoke(device_id, by=cli_user(), reason=reason)
         click.echo(f"device {device_id} revoked")
 
     run(go)
@@ -481,10 +424,9 @@ def device_pair(device_id: str, svg: str | None) -> None:
     from sampling import localtime
 
     async def go(url: str) -> None:
-        svc = services_for(url)
-        made = await svc.pairing.create(device_id)
-        tz = svc.settings.tz
-        await svc.close()
+        async with services_for(url) as svc:
+            made = await svc.pairing.create(device_id)
+            tz = svc.settings.tz
         qr = segno.make_qr(made.code, error="m")
         qr.terminal(compact=True)
         if svg:
@@ -513,24 +455,23 @@ def archive(round_id: str | None) -> None:
     cfg = settings()
 
     async def go(url: str) -> None:
-        svc = services_for(url)
-        ids = [round_id] if round_id else [r.id for r in await svc.rounds.all()]
-        with Progress(console=console, transient=True) as bar:
-            for rid in ids:
-                await svc.rounds.get(rid)
-                task = bar.add_task(f"archiving {rid}", total=None)
-                as_of = time.time()  # everything accepted before now is in this pass
-                report = await arch.drain(
-                    svc.redis, rid, cfg.data_dir, progress=partial(bar.advance, task)
-                )
-                files = arch.materialize(cfg.data_dir, rid)
-                live_tables.write(cfg.data_dir, rid, as_of)
-                console.print(
-                    f"round {rid}: {report.entries} journal entries archived in "
-                    f"{report.parts} parts; {report.journal_left} left in Redis; "
-                    f"tables: {', '.join(files)} in {report.directory}"
-                )
-        await svc.close()
+        async with services_for(url) as svc:
+            ids = [round_id] if round_id else [r.id for r in await svc.rounds.all()]
+            with Progress(console=console, transient=True) as bar:
+                for rid in ids:
+                    await svc.rounds.get(rid)
+                    task = bar.add_task(f"archiving {rid}", total=None)
+                    as_of = time.time()  # everything accepted before now is in this pass
+                    report = await arch.drain(
+                        svc.redis, rid, cfg.data_dir, progress=partial(bar.advance, task)
+                    )
+                    files = arch.materialize(cfg.data_dir, rid)
+                    live_tables.write(cfg.data_dir, rid, as_of)
+                    console.print(
+                        f"round {rid}: {report.entries} journal entries archived in "
+                        f"{report.parts} parts; {report.journal_left} left in Redis; "
+                        f"tables: {', '.join(files)} in {report.directory}"
+                    )
 
     run(go)
 

@@ -89,6 +89,12 @@ class Services:
             doorlog=DoorLog(redis, hasher),
         )
 
+    async def __aenter__(self) -> Services:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def close(self) -> None:
         # The script runners' cluster-node clients (opened for WAITAOF) and the lane,
         # then the client they all share.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 import msgspec
@@ -16,12 +16,14 @@ from rich.console import Console
 from rich.table import Table
 
 from sampling.boxing.manifest import as_json, pdf
+from sampling.cliutil import run, services_for, settings
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from sampling.boxing.service import Boxer
 
+T = TypeVar("T")
 _ROUND = click.option("--round", "round_id", required=True, help="Round id.")
 _ALARMS = ("unboxed", "sealed", "transit", "intake", "open", "result")
 _JSON = click.option("--json", "as_json_", is_flag=True, help="Print JSON instead of a table.")
@@ -31,15 +33,10 @@ def _when(at: float | None) -> str:
     return "" if at is None else datetime.fromtimestamp(at).strftime("%H:%M:%S")
 
 
-def _with_boxer(work: Callable[[Boxer], Awaitable[Any]]) -> Any:
-    from sampling.cli import run, services_for
-
-    async def go(url: str) -> Any:
-        svc = services_for(url)
-        try:
+def _with_boxer(work: Callable[[Boxer], Awaitable[T]]) -> T:
+    async def go(url: str) -> T:
+        async with services_for(url) as svc:
             return await work(svc.boxer)
-        finally:
-            await svc.close()
 
     return run(go)
 
@@ -124,8 +121,6 @@ def manifest(box: str, round_id: str, pdf_path: Path | None) -> None:
     found = _with_boxer(lambda b: b.manifest(round_id, box))
     click.echo(as_json(found).decode())
     if pdf_path is not None:
-        from sampling.cli import settings
-
         pdf_path.write_bytes(pdf(found, settings().tz))
         click.echo(f"wrote {pdf_path}", err=True)
 

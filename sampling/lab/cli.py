@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from sampling.cliutil import redis_for, run, settings
 from sampling.lab import doors as door_lists
 from sampling.lab import report
 
@@ -25,19 +26,12 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
     from sampling.lab.models import IngestReport, LabResult, RegisterReport
-    from sampling.settings import Settings
 
 out = Console()
 err = Console(stderr=True)
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 #: What a results file may be called (a lab CSV export, HL7 v2).
 RESULT_TYPES = (".csv", ".txt", ".hl7", ".oru")
-
-
-def _settings() -> Settings:
-    from sampling.cli import settings
-
-    return settings()
 
 
 def _busy(text: str) -> AbstractContextManager[Any]:
@@ -119,7 +113,7 @@ def register_import(
     from sampling.lab.register import import_register
     from sampling.privacy import ResidentHasher
 
-    cfg = _settings()
+    cfg = settings()
     if round_id:
         _known_round(round_id)  # before the register is replaced
     try:
@@ -139,19 +133,14 @@ def register_import(
 
 def _register_stored(file: Path, rep: RegisterReport, round_id: str | None, by: str) -> int:
     """Every open round's risk flags follow the register; the import is journaled."""
-    from sampling.cli import run
     from sampling.lab.riskfollow import register_changed
-    from sampling.store.client import connect
 
     async def go(url: str) -> int:
-        redis = connect(url)
-        try:
+        async with redis_for(url) as redis:
             with _busy("setting open rounds' risk flags from the register"):
                 return await register_changed(
-                    redis, _settings().data_dir, rep, by=by, file=file.name, round_id=round_id
+                    redis, settings().data_dir, rep, by=by, file=file.name, round_id=round_id
                 )
-        finally:
-            await redis.aclose()
 
     return run(go)
 
@@ -204,11 +193,9 @@ def results_import(file: Path, round_id: str, dry_run: bool, lab: str, as_json: 
     """Import a results file; every row is stored, a duplicate, held, an orphan or refused."""
     from sampling.adminlog import cli_user
     from sampling.binding.rounds import Rounds
-    from sampling.cli import run
     from sampling.errors import SamplingError
     from sampling.lab.parse import read_file
     from sampling.lab.results import LabResults
-    from sampling.store.client import connect
 
     if file.suffix.lower() not in RESULT_TYPES:
         raise click.ClickException(
@@ -221,17 +208,16 @@ def results_import(file: Path, round_id: str, dry_run: bool, lab: str, as_json: 
     except SamplingError as exc:
         raise click.ClickException(str(exc)) from exc
 
-    waitaof = _settings().durability == "waitaof"
+    waitaof = settings().durability == "waitaof"
 
     async def go(url: str) -> IngestReport:
-        redis = connect(url)
-        try:
+        async with redis_for(url) as redis:
             await Rounds(redis).get(round_id)
-            return await LabResults(redis, waitaof=waitaof).ingest(
-                round_id, parsed, device=cli_user(), dry_run=dry_run
-            )
-        finally:
-            await redis.aclose()
+            results = LabResults(redis, waitaof=waitaof)
+            try:
+                return await results.ingest(round_id, parsed, device=cli_user(), dry_run=dry_run)
+            finally:
+                await results.aclose()
 
     with _busy(f"{'checking' if dry_run else 'storing'} {parsed.rows_in} results"):
         rep = run(go)
@@ -255,18 +241,13 @@ def results_import(file: Path, round_id: str, dry_run: bool, lab: str, as_json: 
 
 def _redis_list(round_id: str, what: str) -> list[Any]:
     from sampling.binding.rounds import Rounds
-    from sampling.cli import run
     from sampling.lab.results import LabResults
-    from sampling.store.client import connect
 
     async def go(url: str) -> list[Any]:
-        redis = connect(url)
-        try:
+        async with redis_for(url) as redis:
             await Rounds(redis).get(round_id)
             lab = LabResults(redis)
             return list(await (lab.held(round_id) if what == "held" else lab.orphans(round_id)))
-        finally:
-            await redis.aclose()
 
     return run(go)
 
@@ -275,7 +256,7 @@ def _redis_list(round_id: str, what: str) -> list[Any]:
 @click.option("--round", "round_id", required=True)
 def results_held(round_id: str) -> None:
     """Results held for review: a second result that disagrees with the stored one."""
-    tz = _settings().tz
+    tz = settings().tz
     table = Table("tube", "stored", "held", title=f"held results, round {round_id}")
     for h in _redis_list(round_id, "held"):
         table.add_row(h.tube, _result_words(h.stored, tz), _result_words(h.held, tz))
@@ -302,14 +283,11 @@ def results_resolve(
     Without --value a decision 'held' takes the only held value; with several held
     values, name one (`sampling results held` shows them).
     """
-    from sampling.cli import run
     from sampling.errors import BadInput
     from sampling.lab.review import Resolve, Resolved, Review
-    from sampling.store.client import connect
 
     async def go(url: str) -> Resolved:
-        redis = connect(url)
-        try:
+        async with redis_for(url) as redis:
             review = Review(redis)
             chosen = value
             if decision == "held" and not chosen:
@@ -322,8 +300,6 @@ def results_resolve(
                 chosen = case.held[0].value
             spec = Resolve(decision=decision, reason=reason, value=chosen)  # type: ignore[arg-type]
             return await review.resolve(round_id, tube, spec, device=None, by=by)
-        finally:
-            await redis.aclose()
 
     done = run(go)
     now = done.result.packed() if done.result else "none (re-test asked)"
@@ -334,7 +310,7 @@ def results_resolve(
 @click.option("--round", "round_id", required=True)
 def results_orphans(round_id: str) -> None:
     """Results for tubes no one bound in the round."""
-    tz = _settings().tz
+    tz = settings().tz
     table = Table("tube", "result", title=f"orphan results, round {round_id}")
     for o in _redis_list(round_id, "orphans"):
         table.add_row(o.result.tube, _result_words(o.result, tz))
@@ -349,7 +325,7 @@ def _result_words(res: LabResult | None, tz: str) -> str:
 
 
 def _collect(round_id: str, names: tuple[str, ...]) -> dict[str, pl.DataFrame]:
-    cfg = _settings()
+    cfg = settings()
     if not (cfg.data_dir / "archive" / round_id).is_dir():
         _known_round(round_id)  # an unknown round is that, not "no archive"
     try:
@@ -362,15 +338,10 @@ def _collect(round_id: str, names: tuple[str, ...]) -> dict[str, pl.DataFrame]:
 def _known_round(round_id: str) -> None:
     """A one-line error (exit 1) unless the round exists."""
     from sampling.binding.rounds import Rounds
-    from sampling.cli import run
-    from sampling.store.client import connect
 
     async def go(url: str) -> None:
-        redis = connect(url)
-        try:
+        async with redis_for(url) as redis:
             await Rounds(redis).get(round_id)
-        finally:
-            await redis.aclose()
 
     run(go)
 
@@ -379,7 +350,7 @@ def _known_grid(grid: str) -> None:
     """A one-line error (exit 1) unless the register or a site names the grid."""
     from sampling.lab import sources
 
-    cfg = _settings()
+    cfg = settings()
     known = set(sources.scan_register(cfg.data_dir).select("grid").unique().collect()["grid"])
     if grid in known:
         return
@@ -414,10 +385,10 @@ def _write_all(got: dict[str, pl.DataFrame], directory: Path) -> Iterator[Path]:
 def reconcile(round_id: str, out_dir: Path | None, as_json: bool) -> None:
     """Every bound resident's state, re-sample orders, coverage, turnaround."""
     got = _collect(round_id, report.NAMES)
-    cfg = _settings()
+    cfg = settings()
     as_of = report.as_of(cfg.data_dir, round_id)
     summary = report.summary(round_id, got, as_of=as_of)
-    target = out_dir or _settings().data_dir / "reports" / round_id
+    target = out_dir or settings().data_dir / "reports" / round_id
     written = list(_write_all(got, target))
     summary["report_dir"] = str(target)
     if as_json:
@@ -456,7 +427,7 @@ def coverage(round_id: str, level: str, hourly: bool, missed: bool, as_json: boo
     if as_json:
         _json(frame.to_dicts())
         return
-    cfg = _settings()
+    cfg = settings()
     out.print(report.as_of_line(report.as_of(cfg.data_dir, round_id), cfg.tz))
     out.print(_table(frame, f"round {round_id}: {name.replace('_', ' ')}", limit=400))
 
@@ -478,7 +449,7 @@ def doors(grid: str, round_id: str, fmt: str, out_path: Path | None, as_json: bo
         _json(frame.to_dicts())
         return
     path = out_path or Path(f"doors-{round_id}-{grid}.{fmt}")
-    cfg = _settings()
+    cfg = settings()
     line = report.as_of_line(report.as_of(cfg.data_dir, round_id), cfg.tz)
     out.print(line)
     title = f"敲门清单 knock-on-door list: {grid}, round {round_id}; {line}"
