@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 from collections import deque
 from typing import Any
 from urllib.parse import urlparse
@@ -28,8 +27,6 @@ import hiredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from sampling.errors import NotDurable
 
 
 class _Protocol(asyncio.Protocol):
@@ -155,33 +152,6 @@ class Lane:
                     raise NoScriptError(text)
                 raise ResponseError(text)
         return replies
-
-    async def evalsha(
-        self, script: str, keys: list[Any], args: list[Any], *after: tuple[Any, ...]
-    ) -> list[Any]:
-        """EVALSHA (loading the script if the server lost it), then ``after`` commands."""
-        sha = hashlib.sha1(script.encode()).hexdigest()
-        command = ("EVALSHA", sha, len(keys), *keys, *args)
-        try:
-            return await self.execute(command, *after)
-        except NoScriptError:
-            await self.execute(("SCRIPT", "LOAD", script))
-            return await self.execute(command, *after)
-
-    async def script(
-        self, script: str, keys: list[Any], args: list[Any], *, waitaof: bool = False
-    ) -> Any:
-        """The script's reply; with ``waitaof``, only once its write is fsynced locally.
-
-        WAITAOF right after the script on the same connection covers that write;
-        numlocal=1: the local AOF fsync is what the service promises.
-        """
-        if not waitaof:
-            return (await self.evalsha(script, keys, args))[0]
-        reply, (local, _) = await self.evalsha(script, keys, args, ("WAITAOF", 1, 0, 1000))
-        if int(local) < 1:
-            raise NotDurable
-        return reply
 
     def close(self) -> None:
         if self._proto is not None and self._proto.transport is not None:

@@ -9,7 +9,8 @@ the script tests build the same calls, so KEYS and ARGV are laid out in one plac
 :class:`Runner` runs calls, the same way for every domain:
 
 - EVALSHA, and on NOSCRIPT (a restarted or failed-over server) SCRIPT LOAD and
-  once more, so a Redis restart never reaches the client as an error;
+  once more, so a Redis restart never reaches the client as an error (the one
+  place this is written: the lane and the cluster nodes only carry the commands);
 - on the multiplexed lane when there is one (a single server's hot path);
 - for a call that writes what the durability setting covers (``Call.durable``),
   with ``waitaof``: WAITAOF right after the script on the same connection, one
@@ -102,23 +103,30 @@ class Runner:
         """The script's reply as the server gave it."""
         keys, argv = call.layout()
         durable = self._waitaof and call.durable
-        if self._lane is not None:
-            return await self._lane.script(call.source(), keys, argv, waitaof=durable)
-        sha = _sha(call.package, call.name + ".lua")
-        if not durable:
-            return await _evalsha(self._redis, call, sha, keys, argv)
         client = self._redis
-        if isinstance(client, RedisCluster):
+        if durable and isinstance(client, RedisCluster):
             client = self._node(client, keys[0])
-        command = ("EVALSHA", sha, len(keys), *keys, *argv)
+        command = ("EVALSHA", _sha(call.package, call.name + ".lua"), len(keys), *keys, *argv)
+        after = (_WAITAOF,) if durable else ()
         try:
-            reply, (local, _) = await _pipeline(client, command, _WAITAOF)
+            replies = await self._send(client, command, after)
         except NoScriptError:
             await client.script_load(call.source())
-            reply, (local, _) = await _pipeline(client, command, _WAITAOF)
-        if int(local) < 1:
+            replies = await self._send(client, command, after)
+        if durable and int(replies[1][0]) < 1:
             raise NotDurable
-        return reply
+        return replies[0]
+
+    async def _send(
+        self, client: AnyRedis, command: tuple[Any, ...], after: tuple[tuple[Any, ...], ...]
+    ) -> list[Any]:
+        """The script and the commands ``after`` it, on one connection, in one round trip."""
+        if self._lane is not None:
+            return await self._lane.execute(command, *after)
+        if not after:
+            # A cluster client routes it by its first key (and follows a moved slot).
+            return [await client.execute_command(*command)]
+        return await _pipeline(client, command, *after)
 
     def _node(self, cluster: RedisCluster, key: Any) -> Redis:
         node = cluster.get_node_from_key(key)
@@ -141,17 +149,7 @@ class Runner:
         self._nodes.clear()
 
 
-async def _evalsha(
-    client: AnyRedis, call: Call[Any], sha: str, keys: list[Any], argv: list[Any]
-) -> Any:
-    try:
-        return await client.evalsha(sha, len(keys), *keys, *argv)
-    except NoScriptError:
-        await client.script_load(call.source())
-        return await client.evalsha(sha, len(keys), *keys, *argv)
-
-
-async def _pipeline(client: Redis, *commands: tuple[Any, ...]) -> list[Any]:
+async def _pipeline(client: AnyRedis, *commands: tuple[Any, ...]) -> list[Any]:
     """The commands back to back on one connection, in one round trip."""
     pipe = client.pipeline(transaction=False)
     for command in commands:
