@@ -59,7 +59,7 @@ class Services:
             lane = Lane(url, timeout=settings.redis_timeout)
         boxer = Boxer(
             redis,
-            BoxingConfig.from_env().with_alarms(settings),
+            BoxingConfig.from_settings(settings),
             waitaof=settings.durability == "waitaof",
             lane=lane,
         )
