@@ -30,6 +30,7 @@ from sampling.boxing.scripts import (
     BoxSeal,
     Custody,
     IntakeClose,
+    Step,
     TubeIntake,
 )
 from sampling.codecheck import check_code
@@ -49,14 +50,6 @@ class _BoxChanged(Exception):
     """Another sealer changed the box between reading its tubes and the seal step."""
 
 
-def _box(box: str) -> str:
-    return check_code(box, codes.CodeKind.BOX, "box")
-
-
-def _tube(tube: str) -> str:
-    return check_code(tube, codes.CodeKind.TUBE, "tube")
-
-
 class Commands:
     def __init__(self, redis: AnyRedis, run: Runner, config: BoxingConfig) -> None:
         self._redis = redis
@@ -68,49 +61,26 @@ class Commands:
     async def open(
         self, device: Device, round_id: str, box: str, *, seq: int, op: str, lab: str = ""
     ) -> BoxResult:
-        require_role(device, "open")
-        code = _box(box)
+        step = _step(BoxOpen, device, round_id, box, seq=seq, op=op)
         if not await self._redis.exists(keys.meta(round_id)):
             raise NotFound(f"no round {round_id}", round=round_id)
-        held = await self._run(Claim(key=keys.box_claim(code), code=code, round_id=round_id))
-        return await self._step(
-            BoxOpen(
-                device=device,
-                round_id=round_id,
-                seq=seq,
-                op=op,
-                box=code,
-                capacity=self._config.capacity,
-                lab=lab,
-                claimed=bool(held),
-            ),
+        claim = Claim(key=keys.box_claim(step.box), code=step.box, round_id=round_id)
+        held = await self._run(claim)
+        return await self._apply(
+            BoxOpen(step=step, capacity=self._config.capacity, lab=lab, claimed=bool(held))
         )
 
     async def add(
         self, device: Device, round_id: str, box: str, *, tube: str, seq: int, op: str
     ) -> BoxResult:
-        require_role(device, "add")
-        return await self._step(
-            BoxAdd(
-                device=device, round_id=round_id, seq=seq, op=op, box=_box(box), tube=_tube(tube)
-            ),
-        )
+        step = _step(BoxAdd, device, round_id, box, seq=seq, op=op, tube=tube)
+        return await self._apply(BoxAdd(step=step))
 
     async def remove(
         self, device: Device, round_id: str, box: str, *, tube: str, seq: int, op: str, reason: str
     ) -> BoxResult:
-        require_role(device, "remove")
-        return await self._step(
-            BoxRemove(
-                device=device,
-                round_id=round_id,
-                seq=seq,
-                op=op,
-                box=_box(box),
-                tube=_tube(tube),
-                reason=reason,
-            ),
-        )
+        step = _step(BoxRemove, device, round_id, box, seq=seq, op=op, tube=tube)
+        return await self._apply(BoxRemove(step=step, reason=reason))
 
     async def seal(
         self,
@@ -124,32 +94,21 @@ class Commands:
         samples: int,
         lab: str = "",
     ) -> BoxResult:
-        require_role(device, "seal")
-        code = _box(box)
+        step = _step(BoxSeal, device, round_id, box, seq=seq, op=op)
         for _ in range(_SEAL_RETRIES):
-            inside = sorted(
-                text(t) for t in await self._redis.hkeys(keys.box_tubes(round_id, code))
-            )
+            inside = await self._redis.hkeys(keys.box_tubes(round_id, step.box))
             call = BoxSeal(
-                device=device,
-                round_id=round_id,
-                seq=seq,
-                op=op,
-                box=code,
-                tubes=tubes,
-                samples=samples,
-                lab=lab,
-                inside=inside,
+                step=step, tubes=tubes, samples=samples, lab=lab, inside=sorted(map(text, inside))
             )
             try:
-                return await self._step(call)
+                return await self._apply(call)
             except _BoxChanged:
                 continue
         raise Refusal(
             "box_busy",
-            f"Box {code} kept changing while it was being sealed; seal it again.",
+            f"Box {step.box} kept changing while it was being sealed; seal it again.",
             409,
-            box=code,
+            box=step.box,
         )
 
     async def handover(
@@ -163,36 +122,22 @@ class Commands:
         courier: str,
         lab: str = "",
     ) -> BoxResult:
-        require_role(device, "handover")
-        return await self._step(
-            BoxHandover(
-                device=device,
-                round_id=round_id,
-                seq=seq,
-                op=op,
-                box=_box(box),
-                courier=courier,
-                lab=lab,
-            ),
-        )
+        step = _step(BoxHandover, device, round_id, box, seq=seq, op=op)
+        return await self._apply(BoxHandover(step=step, courier=courier, lab=lab))
 
     # -- the courier and the lab -----------------------------------------------------
 
     async def pickup(
         self, device: Device, round_id: str, box: str, *, seq: int, op: str, place: str = ""
     ) -> BoxResult:
-        require_role(device, "pickup")
-        return await self._step(
-            BoxPickup(device=device, round_id=round_id, seq=seq, op=op, box=_box(box), place=place),
-        )
+        step = _step(BoxPickup, device, round_id, box, seq=seq, op=op)
+        return await self._apply(BoxPickup(step=step, place=place))
 
     async def receive(
         self, device: Device, round_id: str, box: str, *, seq: int, op: str
     ) -> BoxResult:
-        require_role(device, "receive")
-        return await self._step(
-            BoxReceive(device=device, round_id=round_id, seq=seq, op=op, box=_box(box))
-        )
+        step = _step(BoxReceive, device, round_id, box, seq=seq, op=op)
+        return await self._apply(BoxReceive(step=step))
 
     async def intake(
         self,
@@ -205,30 +150,18 @@ class Commands:
         op: str,
         condition: str = "ok",
     ) -> BoxResult:
-        require_role(device, "intake")
-        return await self._step(
-            TubeIntake(
-                device=device,
-                round_id=round_id,
-                seq=seq,
-                op=op,
-                box=_box(box),
-                tube=_tube(tube),
-                condition=condition,
-            ),
-        )
+        step = _step(TubeIntake, device, round_id, box, seq=seq, op=op, tube=tube)
+        return await self._apply(TubeIntake(step=step, condition=condition))
 
     async def close_intake(
         self, device: Device, round_id: str, box: str, *, seq: int, op: str
     ) -> BoxResult:
-        require_role(device, "intake_close")
-        return await self._step(
-            IntakeClose(device=device, round_id=round_id, seq=seq, op=op, box=_box(box))
-        )
+        step = _step(IntakeClose, device, round_id, box, seq=seq, op=op)
+        return await self._apply(IntakeClose(step=step))
 
     # -- the shared path -------------------------------------------------------------
 
-    async def _step(self, call: Custody) -> BoxResult:
+    async def _apply(self, call: Custody) -> BoxResult:
         reply = await self._run(call)
         if reply.status == "revoked":
             raise Refusal("token_revoked", "this device's token was revoked", 401)
@@ -236,15 +169,39 @@ class Commands:
             raise _BoxChanged
         if reply.status != "ok":
             raise await refusal(self._redis, call, reply)
+        step = call.step
         return BoxResult(
-            seq=call.seq,
-            op=call.op,
+            seq=step.seq,
+            op=step.op,
             kind=call.kind,
-            box=call.box,
-            tube=call.tube or None,
+            box=step.box,
+            tube=step.tube or None,
             status=reply.status,
             state=reply.state,
             tubes=reply.tubes,
             samples=reply.samples,
             replayed=reply.replayed,
         )
+
+
+def _step(
+    kind: type[Custody],
+    device: Device,
+    round_id: str,
+    box: str,
+    *,
+    seq: int,
+    op: str,
+    tube: str = "",
+) -> Step:
+    """The step, once the device's role may take it and its codes read right (a garbled
+    read never reaches Redis)."""
+    require_role(device, kind.kind)
+    return Step(
+        device=device,
+        round_id=round_id,
+        seq=seq,
+        op=op,
+        box=check_code(box, codes.CodeKind.BOX, "box"),
+        tube=check_code(tube, codes.CodeKind.TUBE, "tube") if tube else "",
+    )

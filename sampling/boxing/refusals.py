@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 
 async def refusal(redis: AnyRedis, call: Custody, reply: CustodyReply) -> Refusal:
-    status, box, tube = reply.status, call.box, call.tube
+    step = call.step
+    status, box, tube, round_id = reply.status, step.box, step.tube, step.round_id
     ctx: dict[str, Any] = {
         "box": box,
         "tube": tube,
@@ -30,18 +31,18 @@ async def refusal(redis: AnyRedis, call: Custody, reply: CustodyReply) -> Refusa
     }
     want = needs(status)
     if "other" in want:
-        other = await redis.hget(keys.tube_box(call.round_id, tube), tube)
+        other = await redis.hget(keys.tube_box(round_id, tube), tube)
         ctx["other"] = text_or_none(other) or "another box"
     if "count" in want:
-        raw = await redis.get(keys.tube(call.round_id, tube))
+        raw = await redis.get(keys.tube(round_id, tube))
         ctx["count"] = len(TubeRecord(as_bytes(raw)).members) if raw else 0
     if want & {"lab", "courier"}:
-        lab, courier = await redis.hmget(keys.box(call.round_id, box), ["lab", "courier"])
+        lab, courier = await redis.hmget(keys.box(round_id, box), ["lab", "courier"])
         ctx["lab"] = text_or_none(lab) or "(none)"
         ctx["courier"] = text_or_none(courier) or "(none)"
     if "asked" in want:
         # The lab asked for: the desk's own for a box addressed elsewhere.
-        ctx["asked"] = call.device.lab if status == "wrong_lab" else _asked_lab(call)
+        ctx["asked"] = step.device.lab if status == "wrong_lab" else _asked_lab(call)
     if isinstance(call, BoxSeal) and status in ("tube_count_mismatch", "sample_count_mismatch"):
         ctx["counted_tubes"], ctx["counted_samples"] = call.tubes, call.samples
         ctx["samples_too"] = (
@@ -55,7 +56,7 @@ async def refusal(redis: AnyRedis, call: Custody, reply: CustodyReply) -> Refusa
         status_http(status),
         box=box,
         tube=tube or None,
-        seq=call.seq,
+        seq=step.seq,
         state=reply.state or None,
         tubes=reply.tubes,
         samples=reply.samples,

@@ -37,6 +37,21 @@ class CustodyReply:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """What every custody call names: who, in which round, under which op, on which
+    box (and tube)."""
+
+    #: The device doing the step: its id, site and lab are ARGV[1..3].
+    device: Device
+    round_id: str
+    seq: int
+    op: str
+    box: str
+    #: "" when the operation names no tube.
+    tube: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Custody(Call[CustodyReply]):
     """custody.lua: one boxing or custody operation of one device, in the round's slot.
 
@@ -50,14 +65,7 @@ class Custody(Call[CustodyReply]):
     #: custody.lua's ARGV[9], which picks the step.
     kind: ClassVar[str]
 
-    round_id: str
-    #: The device doing the step: its id, site and lab are ARGV[1..3].
-    device: Device
-    seq: int
-    op: str
-    box: str
-    #: "" when the operation names no tube.
-    tube: str = ""
+    step: Step
     ahead: int = SEQ_AHEAD
     seq_max: int = SEQ_MAX
 
@@ -72,21 +80,23 @@ class Custody(Call[CustodyReply]):
     @property
     def fingerprint(self) -> bytes:
         """oplog.fingerprint of the op id and the operation (6 bytes)."""
-        text = f"{self.kind}|{self.box}|{self.tube}|{self.payload()}"
-        return fingerprint(self.op, text.encode())
+        step = self.step
+        text = f"{self.kind}|{step.box}|{step.tube}|{self.payload()}"
+        return fingerprint(step.op, text.encode())
 
     def _tail(self) -> tuple[list[str], list[str]]:
         """Keys after KEYS[19] and arguments after ARGV[14], for the kinds that have them."""
         return [], []
 
     def layout(self) -> tuple[list[Any], list[Any]]:
-        rid, box, tube = self.round_id, self.box, self.tube
+        step = self.step
+        rid, box, tube = step.round_id, step.box, step.tube
         bkey = keys.box(rid, box)
         more_keys, more_argv = self._tail()
         ks: list[Any] = [
             keys.meta(rid),
             keys.journal(rid),
-            keys.oplog(rid, self.device.id),
+            keys.oplog(rid, step.device.id),
             keys.revoked(rid),
             bkey,
             keys.box_tubes(rid, box),
@@ -99,14 +109,14 @@ class Custody(Call[CustodyReply]):
             *more_keys,
         ]
         argv: list[Any] = [
-            self.device.id,
-            self.device.site,
-            self.device.lab,
+            step.device.id,
+            step.device.site,
+            step.device.lab,
             self.ahead,
             self.seq_max,
-            self.seq,
+            step.seq,
             self.fingerprint,
-            self.op,
+            step.op,
             self.kind,
             box,
             tube,
@@ -149,14 +159,14 @@ class BoxOpen(Custody):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BoxAdd(Custody):
-    """The sealer scans a closed tube (``tube``) into the open box."""
+    """The sealer scans a closed tube (the step's tube) into the open box."""
 
     kind = "add"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BoxRemove(Custody):
-    """The sealer takes ``tube`` out of a box not sealed yet."""
+    """The sealer takes the step's tube out of a box not sealed yet."""
 
     kind = "remove"
     reason: str
@@ -182,7 +192,7 @@ class BoxSeal(Custody):
         return self.tubes, self.samples, self.lab
 
     def _tail(self) -> tuple[list[str], list[str]]:
-        return [keys.tube(self.round_id, t) for t in self.inside], list(self.inside)
+        return [keys.tube(self.step.round_id, t) for t in self.inside], list(self.inside)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,12 +229,12 @@ class BoxReceive(Custody):
 class _Intake(Custody):
     def _tail(self) -> tuple[list[str], list[str]]:
         # What intake finds lost, the binding core reads to allow a re-sample's next try.
-        return [keys.lost(self.round_id)], []
+        return [keys.lost(self.step.round_id)], []
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TubeIntake(_Intake):
-    """The lab desk scans ``tube`` out of the received box."""
+    """The lab desk scans the step's tube out of the received box."""
 
     kind = "intake"
     condition: str = "ok"
@@ -240,7 +250,7 @@ class IntakeClose(_Intake):
     kind = "intake_close"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unboxed(Call[int]):
     """unboxed.lua: fold tubes named by journal entries into the unboxed and open-tube
     indexes; answers the tubes now in the unboxed index."""
@@ -267,7 +277,7 @@ class Unboxed(Call[int]):
         return int(reply)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Unresulted(Call[list[tuple[str, float]]]):
     """unresulted.lua: tubes received before ``cutoff_ms`` still without a result,
     oldest first, as (tube, intake ms)."""

@@ -12,7 +12,7 @@ import redis
 
 from sampling.auth.models import Device
 from sampling.boxing import keys
-from sampling.boxing.scripts import BoxAdd, BoxOpen, BoxRemove, BoxSeal, Custody, Unboxed
+from sampling.boxing.scripts import BoxAdd, BoxOpen, BoxRemove, BoxSeal, Custody, Step, Unboxed
 from tests import scripts
 from tests.conftest import tube
 
@@ -51,7 +51,8 @@ class Script:
         **values: Any,
     ) -> list[Any]:
         op = op or f"op{seq}"
-        call = kind(device=device, round_id=R, seq=seq, op=op, box=BOX, tube=tube, **values)
+        step = Step(device=device, round_id=R, seq=seq, op=op, box=BOX, tube=tube)
+        call = kind(step=step, **values)
         reply = scripts.raw(self.r, call)
         return [x.decode() if isinstance(x, bytes) else x for x in reply]
 
