@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 import msgspec
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from sampling.boxing.service import Boxer
 
+T = TypeVar("T")
 _ROUND = click.option("--round", "round_id", required=True, help="Round id.")
 _ALARMS = ("unboxed", "sealed", "transit", "intake", "open", "result")
 _JSON = click.option("--json", "as_json_", is_flag=True, help="Print JSON instead of a table.")
@@ -31,10 +32,10 @@ def _when(at: float | None) -> str:
     return "" if at is None else datetime.fromtimestamp(at).strftime("%H:%M:%S")
 
 
-def _with_boxer(work: Callable[[Boxer], Awaitable[Any]]) -> Any:
+def _with_boxer(work: Callable[[Boxer], Awaitable[T]]) -> T:
     from sampling.cli import run, services_for
 
-    async def go(url: str) -> Any:
+    async def go(url: str) -> T:
         svc = services_for(url)
         try:
             return await work(svc.boxer)
