@@ -91,4 +91,5 @@ class Services:
 
     async def close(self) -> None:
         await self.binder.shutdown()
+        await self.boxer.aclose()
         await self.redis.aclose()

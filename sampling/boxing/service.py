@@ -66,3 +66,5 @@ class Boxer:
         self.courier_boxes = due.courier_boxes
         # Who may read what.
         self.may_read = access.may_read
+        # The runner's own clients (a cluster node's, for WAITAOF); not ``redis``.
+        self.aclose = run.aclose
