@@ -176,3 +176,25 @@ def test_config_from_env() -> None:
         Settings.from_env({"SAMPLING_BOX_CAPACITY": "many"})
     with pytest.raises(SettingsError, match="positive"):
         Settings.from_env({"SAMPLING_BOX_INTAKE_MIN": "0"})
+
+
+def test_cli_reads_box_settings_with_the_rest(
+    api: Api, server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The boxes commands take boxing's settings from the one Settings: a bad one is a
+    one-line error before anything runs, and a good one reaches the overdue limits."""
+    Field(api)  # the round
+    monkeypatch.setenv("SAMPLING_REDIS_URL", server.url)
+    monkeypatch.setenv("SAMPLING_SECRET", SECRET)
+    monkeypatch.setenv("SAMPLING_DATA_DIR", str(tmp_path))
+    from sampling.boxing.cli import boxes
+
+    monkeypatch.setenv("SAMPLING_BOX_PICKUP_MIN", "soon")
+    got = CliRunner().invoke(boxes, ["overdue", "--round", "r1", "--json"])
+    assert got.exit_code != 0
+    assert "SAMPLING_BOX_PICKUP_MIN='soon' is not a whole number" in got.output
+    assert "Traceback" not in got.output
+    monkeypatch.setenv("SAMPLING_BOX_PICKUP_MIN", "7")
+    got = CliRunner().invoke(boxes, ["overdue", "--round", "r1", "--json"])
+    assert got.exit_code == 0, got.output
+    assert '"sealed": 420' in got.output
