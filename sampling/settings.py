@@ -80,6 +80,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Seconds a handheld's clock may run ahead of the server's (or behind the
     #: round's opening) before its operation times are not trusted.
     clock_skew: float = 300.0
+    #: Tubes a box holds (``SAMPLING_BOX_CAPACITY``).
+    box_capacity: int = 100
+    #: Custody overdue limits, seconds (``SAMPLING_BOX_*_MIN`` give minutes): a closed
+    #: tube not in a box, a sealed box not picked up, a box in transit, a received box
+    #: whose intake is still open.
+    box_unboxed_after: int = 30 * 60
+    box_pickup_after: int = 60 * 60
+    box_transit_after: int = 120 * 60
+    box_intake_after: int = 60 * 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -88,15 +97,21 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         def get(name: str, default: str) -> str:
             return env.get("SAMPLING_" + name, default).strip()
 
-        def number(name: str, default: float, kind: type[int] | type[float]) -> float:
+        def number(
+            name: str, default: float, kind: type[int] | type[float], what: str = "a number"
+        ) -> float:
             raw = get(name, str(default))
             try:
                 value = kind(raw)
             except ValueError:
-                raise SettingsError(f"SAMPLING_{name}={raw!r} is not a number") from None
+                raise SettingsError(f"SAMPLING_{name}={raw!r} is not {what}") from None
             if value <= 0:
                 raise SettingsError(f"SAMPLING_{name} must be positive, got {raw}")
             return value
+
+        def whole(name: str, default: int) -> int:
+            # Boxing's counts and minutes have always said "whole number".
+            return int(number(name, default, int, "a whole number"))
 
         durability = get("DURABILITY", "everysec")
         if durability not in DURABILITIES:
@@ -143,6 +158,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             result_after=int(number("RESULT_MIN", 240, int)) * 60,
             open_after=int(number("OPEN_MIN", 60, int)) * 60,
             clock_skew=float(number("CLOCK_SKEW", 300.0, float)),
+            box_capacity=whole("BOX_CAPACITY", 100),
+            box_unboxed_after=whole("BOX_UNBOXED_MIN", 30) * 60,
+            box_pickup_after=whole("BOX_PICKUP_MIN", 60) * 60,
+            box_transit_after=whole("BOX_TRANSIT_MIN", 120) * 60,
+            box_intake_after=whole("BOX_INTAKE_MIN", 60) * 60,
         )
 
     def secret(self) -> bytes:

@@ -59,7 +59,7 @@ class Services:
             lane = Lane(url, timeout=settings.redis_timeout)
         boxer = Boxer(
             redis,
-            BoxingConfig.from_env().with_alarms(settings),
+            BoxingConfig.from_settings(settings),
             waitaof=settings.durability == "waitaof",
             lane=lane,
         )
@@ -100,6 +100,5 @@ class Services:
         # then the client they all share.
         await self.binder.shutdown()
         await self.lab.aclose()
-        # Boxer has no close of its own yet (its package is being split): its runner.
-        await self.boxer._run.aclose()
+        await self.boxer.aclose()
         await self.redis.aclose()

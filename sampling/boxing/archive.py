@@ -37,9 +37,10 @@ async def before_trim(redis: AnyRedis, round_id: str) -> None:
     """Fold the journal into the unboxed-tubes index before the archiver trims it:
     that index is built from the journal, and a close trimmed unread would never
     show as overdue."""
-    from sampling.boxing.service import Boxer
+    from sampling.boxing.overdue import refresh_unboxed
+    from sampling.store.scripts import Runner
 
-    await Boxer(redis).refresh_unboxed(round_id)
+    await refresh_unboxed(redis, Runner(redis), round_id)
 
 
 _OWN = ("box", "lab", "courier")

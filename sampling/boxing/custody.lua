@@ -27,11 +27,15 @@
 -- ARGV[1] device id  ARGV[2] device site  ARGV[3] device lab  ARGV[4] how far past its
 -- highest sequence number a device may jump  ARGV[5] highest sequence number allowed
 -- ARGV[6] seq  ARGV[7] fingerprint (6 bytes)  ARGV[8] op id  ARGV[9] kind
--- ARGV[10] box code  ARGV[11] tube code ('' when none)  ARGV[12..14] per kind:
---   open: capacity, lab, claim (1 when this round holds the box code's claim)
---   remove: reason          seal: counted tubes, counted samples, lab
---   handover: courier, lab  pickup: place        intake: condition (ok|damaged|leaking)
--- seal only: ARGV[15..] the tube codes matching KEYS[20..]
+-- ARGV[10] box code  ARGV[11] tube code ('' when none)  ARGV[12..14] per kind, named
+-- by each kind's call in boxing/scripts.py (Custody.values; '' where a kind has fewer):
+--   open (BoxOpen): capacity, lab, claimed (1 when this round holds the box code's claim)
+--   remove (BoxRemove): reason
+--   seal (BoxSeal): tubes (counted), samples (counted), lab
+--   handover (BoxHandover): courier, lab       pickup (BoxPickup): place
+--   intake (TubeIntake): condition (ok|damaged|leaking)
+--   add, receive, intake_close (BoxAdd, BoxReceive, IntakeClose): none
+-- seal only: ARGV[15..] the tube codes matching KEYS[20..] (BoxSeal.inside)
 --
 -- Returns {'revoked'} for a revoked device, {'box_changed'} when the seal's tube list
 -- is stale (nothing changed; the caller reads again and retries); otherwise

@@ -61,7 +61,7 @@ class BoxingController(Controller):
         boxer: NamedDependency[Boxer],
     ) -> BoxResult:
         """Open a box at the sealer's site (a box barcode is used once, ever)."""
-        return await boxer.open(device, round_id, data.box, data.seq, data.op, data.lab)
+        return await boxer.open(device, round_id, data.box, seq=data.seq, op=data.op, lab=data.lab)
 
     @post("/boxes/{box:str}/tubes", operation_id="boxTube", opt=_SEALER, status_code=200)
     async def add_tube(
@@ -73,7 +73,7 @@ class BoxingController(Controller):
         boxer: NamedDependency[Boxer],
     ) -> BoxResult:
         """Scan a closed tube of this site into the open box."""
-        return await boxer.add(device, round_id, box, data.tube, data.seq, data.op)
+        return await boxer.add(device, round_id, box, tube=data.tube, seq=data.seq, op=data.op)
 
     @post(
         "/boxes/{box:str}/tubes/{tube:str}/remove",
@@ -91,7 +91,9 @@ class BoxingController(Controller):
         boxer: NamedDependency[Boxer],
     ) -> BoxResult:
         """Take a tube out of a box that is not sealed yet, saying why."""
-        return await boxer.remove(device, round_id, box, tube, data.seq, data.op, data.reason)
+        return await boxer.remove(
+            device, round_id, box, tube=tube, seq=data.seq, op=data.op, reason=data.reason
+        )
 
     @post("/boxes/{box:str}/seal", operation_id="sealBox", opt=_SEALER, status_code=200)
     async def seal(
@@ -104,7 +106,14 @@ class BoxingController(Controller):
     ) -> BoxResult:
         """Seal the box with what was physically counted; refused when anything disagrees."""
         return await boxer.seal(
-            device, round_id, box, data.seq, data.op, data.tubes, data.samples, data.lab
+            device,
+            round_id,
+            box,
+            seq=data.seq,
+            op=data.op,
+            tubes=data.tubes,
+            samples=data.samples,
+            lab=data.lab,
         )
 
     @post("/boxes/{box:str}/handover", operation_id="handOverBox", opt=_SEALER, status_code=200)
@@ -118,7 +127,7 @@ class BoxingController(Controller):
     ) -> BoxResult:
         """The sampling point's half of the transfer: hand the sealed box to a named courier."""
         return await boxer.handover(
-            device, round_id, box, data.seq, data.op, data.courier, data.lab
+            device, round_id, box, seq=data.seq, op=data.op, courier=data.courier, lab=data.lab
         )
 
     @post("/boxes/{box:str}/pickup", operation_id="pickUpBox", opt=_COURIER, status_code=200)
@@ -131,7 +140,7 @@ class BoxingController(Controller):
         boxer: NamedDependency[Boxer],
     ) -> BoxResult:
         """The courier's half of the transfer: custody passes to the courier."""
-        return await boxer.pickup(device, round_id, box, data.seq, data.op, data.place)
+        return await boxer.pickup(device, round_id, box, seq=data.seq, op=data.op, place=data.place)
 
     @post("/boxes/{box:str}/receive", operation_id="receiveBox", opt=_LAB, status_code=200)
     async def receive(
@@ -143,7 +152,7 @@ class BoxingController(Controller):
         boxer: NamedDependency[Boxer],
     ) -> BoxResult:
         """The lab desk scans the arriving box; a box addressed elsewhere is refused."""
-        return await boxer.receive(device, round_id, box, data.seq, data.op)
+        return await boxer.receive(device, round_id, box, seq=data.seq, op=data.op)
 
     @post("/boxes/{box:str}/intake", operation_id="intakeTube", opt=_LAB, status_code=200)
     async def intake(
@@ -156,7 +165,13 @@ class BoxingController(Controller):
     ) -> BoxResult:
         """Scan one tube out of the received box, marking it damaged or leaking if so."""
         return await boxer.intake(
-            device, round_id, box, data.tube, data.seq, data.op, data.condition
+            device,
+            round_id,
+            box,
+            tube=data.tube,
+            seq=data.seq,
+            op=data.op,
+            condition=data.condition,
         )
 
     @post("/boxes/{box:str}/intake/close", operation_id="closeIntake", opt=_LAB, status_code=200)
@@ -169,7 +184,7 @@ class BoxingController(Controller):
         boxer: NamedDependency[Boxer],
     ) -> BoxResult:
         """Close the box's intake: what was not scanned is recorded missing."""
-        return await boxer.close_intake(device, round_id, box, data.seq, data.op)
+        return await boxer.close_intake(device, round_id, box, seq=data.seq, op=data.op)
 
     @get("/boxes/{box:str}", operation_id="readBox", opt=_READ)
     async def read_box(

@@ -74,9 +74,9 @@ def test_received_without_result(api: Api, r: redis.Redis) -> None:
 def test_alarm_settings() -> None:
     got = Settings.from_env({"SAMPLING_OPEN_MIN": "15", "SAMPLING_RESULT_MIN": "150"})
     assert (got.open_after, got.result_after) == (15 * 60, 150 * 60)
-    cfg = BoxingConfig().with_alarms(got)
+    cfg = BoxingConfig.from_settings(got)
     assert (cfg.open_after, cfg.result_after) == (15 * 60, 9000)
-    defaults = BoxingConfig().with_alarms(Settings.from_env({}))
+    defaults = BoxingConfig.from_settings(Settings.from_env({}))
     assert (defaults.open_after, defaults.result_after) == (3600, 4 * 3600)
     with pytest.raises(SettingsError, match="SAMPLING_OPEN_MIN"):
         Settings.from_env({"SAMPLING_OPEN_MIN": "0"})

@@ -18,10 +18,13 @@ CAPACITY = 3
 
 
 @pytest.fixture
-def settings(server: EmbeddedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("SAMPLING_BOX_CAPACITY", str(CAPACITY))
+def settings(server: EmbeddedServer, tmp_path: Path) -> Settings:
     return Settings(
-        redis_url=server.url, data_dir=tmp_path, secret_hex=SECRET, device_rate=100_000.0
+        redis_url=server.url,
+        data_dir=tmp_path,
+        secret_hex=SECRET,
+        device_rate=100_000.0,
+        box_capacity=CAPACITY,
     )
 
 
@@ -266,9 +269,9 @@ def test_service_checks_roles_too(f: Field) -> None:
     boxer = f.api.client.app.state.services.boxer
     courier = Device(id="c", role="courier")
     calls = [
-        boxer.open(courier, "r1", new_box(), 1, "a"),
-        boxer.seal(courier, "r1", new_box(), 1, "a", 1, 1),
-        boxer.receive(courier, "r1", new_box(), 1, "a"),
+        boxer.open(courier, "r1", new_box(), seq=1, op="a"),
+        boxer.seal(courier, "r1", new_box(), seq=1, op="a", tubes=1, samples=1),
+        boxer.receive(courier, "r1", new_box(), seq=1, op="a"),
     ]
 
     async def each() -> None:

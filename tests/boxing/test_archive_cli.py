@@ -139,12 +139,12 @@ def test_seal_gives_up_when_the_box_keeps_changing(
     async def stale(_key: str) -> list[bytes]:
         return []
 
-    monkeypatch.setattr(boxer._redis, "hkeys", stale)
+    monkeypatch.setattr(api.client.app.state.services.redis, "hkeys", stale)
     sealer = Device(id="seal-S1", role="sealer", site="S1")
 
     async def go() -> None:
         with pytest.raises(Refusal) as err:
-            await boxer.seal(sealer, "r1", box, 99, "busy", 1, 3)
+            await boxer.seal(sealer, "r1", box, seq=99, op="busy", tubes=1, samples=3)
         assert err.value.code == "box_busy"
 
     api.client.blocking_portal.call(go)  # type: ignore[union-attr]
@@ -158,7 +158,9 @@ def test_service_refuses_a_revoked_device(api: Api, r: redis.Redis) -> None:
 
     async def go() -> None:
         with pytest.raises(Refusal) as err:
-            await boxer.open(Device(id="ghost", role="sealer", site="S1"), "r1", new_box(), 1, "o")
+            await boxer.open(
+                Device(id="ghost", role="sealer", site="S1"), "r1", new_box(), seq=1, op="o"
+            )
         assert (err.value.code, err.value.status) == ("token_revoked", 401)
 
     api.client.blocking_portal.call(go)  # type: ignore[union-attr]
@@ -166,9 +168,33 @@ def test_service_refuses_a_revoked_device(api: Api, r: redis.Redis) -> None:
 
 
 def test_config_from_env() -> None:
-    cfg = BoxingConfig.from_env({"SAMPLING_BOX_CAPACITY": "50", "SAMPLING_BOX_TRANSIT_MIN": "90"})
+    cfg = BoxingConfig.from_settings(
+        Settings.from_env({"SAMPLING_BOX_CAPACITY": "50", "SAMPLING_BOX_TRANSIT_MIN": "90"})
+    )
     assert (cfg.capacity, cfg.transit_after, cfg.pickup_after) == (50, 5400, 3600)
     with pytest.raises(SettingsError, match="SAMPLING_BOX_CAPACITY"):
-        BoxingConfig.from_env({"SAMPLING_BOX_CAPACITY": "many"})
+        Settings.from_env({"SAMPLING_BOX_CAPACITY": "many"})
     with pytest.raises(SettingsError, match="positive"):
-        BoxingConfig.from_env({"SAMPLING_BOX_INTAKE_MIN": "0"})
+        Settings.from_env({"SAMPLING_BOX_INTAKE_MIN": "0"})
+
+
+def test_cli_reads_box_settings_with_the_rest(
+    api: Api, server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The boxes commands take boxing's settings from the one Settings: a bad one is a
+    one-line error before anything runs, and a good one reaches the overdue limits."""
+    Field(api)  # the round
+    monkeypatch.setenv("SAMPLING_REDIS_URL", server.url)
+    monkeypatch.setenv("SAMPLING_SECRET", SECRET)
+    monkeypatch.setenv("SAMPLING_DATA_DIR", str(tmp_path))
+    from sampling.boxing.cli import boxes
+
+    monkeypatch.setenv("SAMPLING_BOX_PICKUP_MIN", "soon")
+    got = CliRunner().invoke(boxes, ["overdue", "--round", "r1", "--json"])
+    assert got.exit_code != 0
+    assert "SAMPLING_BOX_PICKUP_MIN='soon' is not a whole number" in got.output
+    assert "Traceback" not in got.output
+    monkeypatch.setenv("SAMPLING_BOX_PICKUP_MIN", "7")
+    got = CliRunner().invoke(boxes, ["overdue", "--round", "r1", "--json"])
+    assert got.exit_code == 0, got.output
+    assert '"sealed": 420' in got.output

@@ -13,6 +13,7 @@ from sampling.binding import keys
 from sampling.binding.models import RoundIn, SiteIn
 from sampling.binding.rounds import Rounds, Sites
 from sampling.binding.service import Binder
+from sampling.boxing.config import BoxingConfig
 from sampling.boxing.service import Boxer
 from sampling.lab.models import LabResult
 from sampling.lab.parse import Parsed
@@ -59,10 +60,10 @@ def test_waitaof_goes_to_the_round_owner(cluster: Cluster, cr: redis.RedisCluste
             await binder.open(SCANNER, round_id, t, 1, "o1", 1, "pool")
             await binder.scan(SCANNER, round_id, t, 2, "s1", resident(1))
             before = _waitaofs(cluster)
-            boxer = Boxer(client, waitaof=True)
-            await boxer.open(SEALER, round_id, box, 1, "b1")
-            await boxer.add(SEALER, round_id, box, t, 2, "b2")
-            sealed = await boxer.seal(SEALER, round_id, box, 3, "b3", 1, 1)
+            boxer = Boxer(client, BoxingConfig(), waitaof=True)
+            await boxer.open(SEALER, round_id, box, seq=1, op="b1")
+            await boxer.add(SEALER, round_id, box, tube=t, seq=2, op="b2")
+            sealed = await boxer.seal(SEALER, round_id, box, seq=3, op="b3", tubes=1, samples=1)
             result = LabResult(
                 tube=t, outcome="negative", ct_orf1ab=None, ct_n=None, lab="L1", tested_at=1
             )

@@ -10,20 +10,27 @@ from typing import Any
 import pytest
 import redis
 
+from sampling.auth.models import Device
 from sampling.boxing import keys
-from sampling.boxing.scripts import Custody, Unboxed
-from sampling.oplog import fingerprint
+from sampling.boxing.scripts import BoxAdd, BoxOpen, BoxRemove, BoxSeal, Custody, Step, Unboxed
 from tests import scripts
 from tests.conftest import tube
 
 R = "r1"
 BOX = "B0000000017"
+SEALER = Device(id="seal1", role="sealer", site="S1")
 
 
 def record(state: int, site: str = "S1", n: int = 2, closed: int = 1_700_000_000) -> bytes:
     names = f"{site}\0dev".encode()
     head = struct.pack(">BBBBII", 12 + len(names), state, 10, 0, closed - 60, closed)
     return head + names + b"".join(bytes([i] * 8) + struct.pack(">I", closed) for i in range(n))
+
+
+class Paint(Custody):
+    """A kind custody.lua does not know."""
+
+    kind = "paint"
 
 
 class Script:
@@ -35,22 +42,22 @@ class Script:
 
     def __call__(
         self,
-        kind: str,
+        kind: type[Custody],
         seq: int,
-        *args: Any,
-        tube_code: str = "",
-        device: tuple[str, str, str] = ("seal1", "S1", ""),
-        inside: list[str] | None = None,
+        *,
+        tube: str = "",
+        device: Device = SEALER,
         op: str = "",
+        **values: Any,
     ) -> list[Any]:
         op = op or f"op{seq}"
-        fp = fingerprint(op, f"{kind}|{args}".encode())
-        call = Custody(R, *device, seq, fp, op, kind, BOX, tube_code, args, list(inside or ()))
+        step = Step(device=device, round_id=R, seq=seq, op=op, box=BOX, tube=tube)
+        call = kind(step=step, **values)
         reply = scripts.raw(self.r, call)
         return [x.decode() if isinstance(x, bytes) else x for x in reply]
 
     def unboxed(self, cursor: str, tubes: list[str]) -> int:
-        return scripts.run(self.r, Unboxed(R, cursor, tubes))
+        return scripts.run(self.r, Unboxed(round_id=R, cursor=cursor, tubes=tubes))
 
 
 @pytest.fixture
@@ -60,79 +67,82 @@ def run(r: redis.Redis) -> Script:
 
 def test_revoked_device_changes_nothing(run: Script, r: redis.Redis) -> None:
     r.sadd(keys.revoked(R), "seal1")
-    assert run("open", 1, 10, "", 1) == ["revoked"]
+    assert run(BoxOpen, 1, capacity=10, lab="", claimed=True) == ["revoked"]
     assert not r.exists(keys.box(R, BOX)) and not r.exists(keys.oplog(R, "seal1"))
 
 
 def test_round_not_found_is_recorded(run: Script, r: redis.Redis) -> None:
     r.delete(keys.meta(R))
-    assert run("open", 1, 10, "", 1)[:2] == ["round_not_found", 0]
-    assert run("open", 1, 10, "", 1)[:2] == ["round_not_found", 1]  # replayed
+    assert run(BoxOpen, 1, capacity=10, lab="", claimed=True)[:2] == ["round_not_found", 0]
+    assert run(BoxOpen, 1, capacity=10, lab="", claimed=True)[:2] == [
+        "round_not_found",
+        1,
+    ]  # replayed
     assert r.hget(keys.count(R), "refused:round_not_found") == b"1"
 
 
 def test_box_used_when_another_round_holds_the_claim(run: Script) -> None:
-    assert run("open", 1, 10, "", 0)[0] == "box_used"
+    assert run(BoxOpen, 1, capacity=10, lab="", claimed=False)[0] == "box_used"
 
 
 def test_seal_with_a_stale_tube_list_changes_nothing(run: Script, r: redis.Redis) -> None:
     t1, t2 = tube(11), tube(12)
     r.set(keys.tube(R, t1), record(1))
     r.set(keys.tube(R, t2), record(1))
-    assert run("open", 1, 10, "LA", 1)[0] == "ok"
-    assert run("add", 2, tube_code=t1)[0] == "ok"
-    assert run("add", 3, tube_code=t2)[0] == "ok"
+    assert run(BoxOpen, 1, capacity=10, lab="LA", claimed=True)[0] == "ok"
+    assert run(BoxAdd, 2, tube=t1)[0] == "ok"
+    assert run(BoxAdd, 3, tube=t2)[0] == "ok"
     ops = r.get(keys.oplog(R, "seal1"))
-    assert run("seal", 4, 2, 4, "", inside=[t1]) == ["box_changed"]
-    assert run("seal", 4, 2, 4, "", inside=[t1, tube(13)]) == ["box_changed"]
+    assert run(BoxSeal, 4, tubes=2, samples=4, inside=[t1]) == ["box_changed"]
+    assert run(BoxSeal, 4, tubes=2, samples=4, inside=[t1, tube(13)]) == ["box_changed"]
     assert r.get(keys.oplog(R, "seal1")) == ops
     assert r.hget(keys.box(R, BOX), "state") == b"open"
-    assert run("seal", 4, 2, 4, "", inside=[t1, t2])[:3] == ["ok", 0, "sealed"]
+    assert run(BoxSeal, 4, tubes=2, samples=4, inside=[t1, t2])[:3] == ["ok", 0, "sealed"]
     # a replay answers from the op record before looking at the tube list
-    assert run("seal", 4, 2, 4, "", inside=[])[:3] == ["ok", 1, "sealed"]
+    assert run(BoxSeal, 4, tubes=2, samples=4, inside=[])[:3] == ["ok", 1, "sealed"]
 
 
 def test_seal_refuses_a_tube_that_is_not_closed(run: Script, r: redis.Redis) -> None:
     t1 = tube(21)
     r.set(keys.tube(R, t1), record(1))
-    run("open", 1, 10, "LA", 1)
-    assert run("add", 2, tube_code=t1)[0] == "ok"
+    run(BoxOpen, 1, capacity=10, lab="LA", claimed=True)
+    assert run(BoxAdd, 2, tube=t1)[0] == "ok"
     assert r.getrange(keys.tube(R, t1), 1, 1) == b"\2"
     # a record reopened under the box by anything but this package's scripts
     r.setrange(keys.tube(R, t1), 1, b"\0")
-    assert run("seal", 3, 1, 2, "", inside=[t1])[0] == "box_has_open_tube"
+    assert run(BoxSeal, 3, tubes=1, samples=2, inside=[t1])[0] == "box_has_open_tube"
     r.delete(keys.tube(R, t1))
-    assert run("seal", 4, 1, 2, "", inside=[t1])[0] == "box_has_open_tube"
+    assert run(BoxSeal, 4, tubes=1, samples=2, inside=[t1])[0] == "box_has_open_tube"
 
 
 def test_remove_of_a_tube_whose_record_is_gone(run: Script, r: redis.Redis) -> None:
     t1 = tube(31)
     r.set(keys.tube(R, t1), record(1, n=3))
-    run("open", 1, 10, "", 1)
-    run("add", 2, tube_code=t1)
+    run(BoxOpen, 1, capacity=10, lab="", claimed=True)
+    run(BoxAdd, 2, tube=t1)
     r.delete(keys.tube(R, t1))
-    assert run("remove", 3, "dropped", tube_code=t1)[:5] == ["ok", 0, "open", 0, 0]
+    assert run(BoxRemove, 3, tube=t1, reason="dropped")[:5] == ["ok", 0, "open", 0, 0]
     assert r.zscore(keys.due(R, "unboxed"), t1) is None
 
 
 def test_add_refuses_a_tube_marked_boxed_without_a_box(run: Script, r: redis.Redis) -> None:
     t1 = tube(41)
     r.set(keys.tube(R, t1), record(2))
-    run("open", 1, 10, "", 1)
-    assert run("add", 2, tube_code=t1)[0] == "tube_in_box"
+    run(BoxOpen, 1, capacity=10, lab="", claimed=True)
+    assert run(BoxAdd, 2, tube=t1)[0] == "tube_in_box"
 
 
 def test_unknown_kind_is_an_error(run: Script) -> None:
     with pytest.raises(redis.ResponseError, match="unknown op kind"):
-        run("paint", 1)
+        run(Paint, 1)
 
 
 def test_journal_entries_carry_box_fields(run: Script, r: redis.Redis) -> None:
     t1 = tube(51)
     r.set(keys.tube(R, t1), record(1, n=4))
-    run("open", 1, 7, "LA", 1)
-    run("add", 2, tube_code=t1)
-    run("seal", 3, 1, 4, "", inside=[t1])
+    run(BoxOpen, 1, capacity=7, lab="LA", claimed=True)
+    run(BoxAdd, 2, tube=t1)
+    run(BoxSeal, 3, tubes=1, samples=4, inside=[t1])
     entries = [f for _, f in r.xrange(keys.journal(R))]
     assert [e[b"k"] for e in entries] == [b"box_open", b"box_add", b"box_seal"]
     assert entries[1][b"x"] == b"4" and entries[1][b"tube"] == t1.encode()

@@ -35,10 +35,13 @@ _rounds = itertools.count(1)
 
 
 @pytest.fixture
-def settings(server: EmbeddedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    monkeypatch.setenv("SAMPLING_BOX_CAPACITY", str(CAPACITY))
+def settings(server: EmbeddedServer, tmp_path: Path) -> Settings:
     return Settings(
-        redis_url=server.url, data_dir=tmp_path, secret_hex=SECRET, device_rate=100_000.0
+        redis_url=server.url,
+        data_dir=tmp_path,
+        secret_hex=SECRET,
+        device_rate=100_000.0,
+        box_capacity=CAPACITY,
     )
 
 
