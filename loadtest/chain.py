@@ -1,5 +1,5 @@
 """After binding: the sealer boxes closed tubes, the courier carries the box, the lab
-desk takes it in. Each is a resumable job like a lane (see ``lanes.py``): it yields
+desk takes it in. Each is a resumable job like a handheld's (see ``handhelds.py``): it yields
 requests, is sent answers, and can be resumed by another user with its pending
 request sent again unchanged.
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from loadtest.lanes import Answer, Request, Resumable
+from loadtest.handhelds import Answer, Request, Resumable
 from sampling import codes
 
 if TYPE_CHECKING:

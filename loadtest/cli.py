@@ -205,7 +205,7 @@ async def _verify(
 
     redis = connect(url, timeout=60)
     try:
-        planned = [code for lane in plan.lanes for code, _ in lane.residents]
+        planned = [code for handheld in plan.handhelds for code, _ in handheld.residents]
         return await verify(
             redis, plan.round_id, ResidentHasher(secret), run_dir, data_dir, planned
         )
@@ -264,14 +264,14 @@ def run(
             overload=overload,
             outage_share=outage_share if outage else 0.0,
         )
-    lanes = len(plan.lanes)
+    handhelds = len(plan.handhelds)
     console.print(
         f"[bold]{residents:,}[/] residents, {plan.planned:,} expected at "
-        f"{len(plan.sites)} sampling points, {lanes} handhelds "
-        f"({sum(lane.offline for lane in plan.lanes)} offline), "
+        f"{len(plan.sites)} sampling points, {handhelds} handhelds "
+        f"({sum(handheld.offline for handheld in plan.handhelds)} offline), "
         f"{len(plan.risk):,} risk residents in single tubes"
     )
-    peak = peak or max(2 * workers, int(min(lanes, 200 * max(overload, 1))))
+    peak = peak or max(2 * workers, int(min(handhelds, 200 * max(overload, 1))))
     day = day or max(20.0, residents / 400)
     server = None
     api = None
@@ -330,16 +330,16 @@ def run(
             # At the start of the morning surge: 7 a.m. of the squeezed day.
             "LT_OUTAGE_AT": str(day * (7 - 6) / 12),
             # An uploader per cut handheld (see Uplink in the locustfile).
-            "LT_UPLINKS": str(sum(lane.outage for lane in plan.lanes) if outage else 0),
+            "LT_UPLINKS": str(sum(handheld.outage for handheld in plan.handhelds) if outage else 0),
         }
         console.print(
             f"Locust: {workers} workers, up to {peak} samplers at the 9 a.m. surge, "
             f"a day of {day:.0f} s" + (f", overload x{overload:g}" if overload > 1 else "")
         )
         if outage:
-            cut = [lane for lane in plan.lanes if lane.outage]
+            cut = [handheld for handheld in plan.handhelds if handheld.outage]
             console.print(
-                f"outage: {len(cut)} handhelds at {len({lane.site for lane in cut})} sampling "
+                f"outage: {len(cut)} handhelds at {len({h.site for h in cut})} sampling "
                 f"points lose the network at {day / 12:.0f} s (7 a.m.) for {outage:g} s"
             )
         seconds = _play(host, admin_token, plan, run_dir, env, workers)

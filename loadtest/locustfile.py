@@ -6,10 +6,10 @@ Users, by role: :class:`Sampler` (online handhelds), :class:`NetworkDropSampler`
 the service has the boxing routes), and :class:`Viewer` (the command centre
 reading counters). :class:`RoundDay` is the load shape: a working day squeezed
 into ``LT_DAY`` seconds with the 9 a.m. surge, held at the afternoon level after
-the day until every lane is done; then the run stops.
+the day until every handheld is done; then the run stops.
 
 Work is dealt per Locust worker (``plan/worker-<index>.json``); inside a worker,
-users take whole jobs (a lane, a box) from a pool and put them back unfinished if
+users take whole jobs (a handheld, a box) from a pool and put them back unfinished if
 Locust stops them, so the round completes with any number of users. Each answer
 goes to the worker's ledger (``ledger.py``). A worker with nothing left tells the
 master (message ``lt_done``); the shape ends the run when every worker has.
@@ -37,7 +37,7 @@ from locust.contrib.fasthttp import FastHttpUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtest.chain import BoxJob, IntakeJob, Job, PickupJob, ResultsJob, Seq, box_code
-from loadtest.lanes import Answer, LaneRun, Outage, Request
+from loadtest.handhelds import Answer, HandheldRun, Outage, Request
 from loadtest.ledger import Ledger
 from loadtest.plan import WorkerPlan, load_worker
 
@@ -66,7 +66,7 @@ LAB_RESULTS = _env("LAB", "1") == "1"
 #: about a tenth of the samplers at the surge (set by the command).
 CHAIN_USERS = int(_env("CHAIN_USERS", "1"))
 CHAIN = ("sealer", "courier", "lab", "labsys")
-#: The outage (``--outage``): seconds the network of the plan's cut lanes is down,
+#: The outage (``--outage``): seconds the network of the plan's cut handhelds is down,
 #: starting ``OUTAGE_AT`` seconds into the run; each handheld reconnects within
 #: ``RECONNECT`` seconds after it ends.
 OUTAGE = float(_env("OUTAGE", "0"))
@@ -80,7 +80,7 @@ class GaveUp(Exception):
         self.answer = answer
 
 
-LANES = ("online", "offline")
+HANDHELDS = ("online", "offline")
 
 
 def _pick(devices: list[tuple[str, str]], n: int) -> tuple[str, str]:
@@ -102,13 +102,13 @@ class Work:
         self.ledger = Ledger(RUN / "ledger", plan.index)
         self.queues: dict[str, deque[Any]] = {}
         self.role: dict[str, str] = {}
-        self.ready: dict[str, deque[str]] = {r: deque() for r in (*LANES, *CHAIN)}
+        self.ready: dict[str, deque[str]] = {r: deque() for r in (*HANDHELDS, *CHAIN)}
         self.readyset: set[str] = set()
         self.busy: dict[str, Any] = {}
         self.seqs: dict[str, Seq] = {}
         self.closed: dict[str, list[tuple[str, int]]] = {s: [] for s in plan.sealers}
-        self.site_lanes: dict[str, int] = {s: 0 for s in plan.sealers}
-        self.lanes_left = len(plan.lanes)
+        self.site_handhelds: dict[str, int] = {s: 0 for s in plan.sealers}
+        self.handhelds_left = len(plan.handhelds)
         self.boxes = 0
         self.failed = 0
         self.reported = False
@@ -119,13 +119,13 @@ class Work:
         if OUTAGE:
             self.surge = Ledger(RUN / "surge", plan.index)
         cut_from = self.started + OUTAGE_AT
-        for lane in plan.lanes:
-            self.site_lanes[lane.site] += 1
+        for handheld in plan.handhelds:
+            self.site_handhelds[handheld.site] += 1
             outage = None
-            if OUTAGE and lane.outage:
-                back = random.Random(lane.seed).uniform(0.0, RECONNECT)
+            if OUTAGE and handheld.outage:
+                back = random.Random(handheld.seed).uniform(0.0, RECONNECT)
                 outage = Outage(cut_from, cut_from + OUTAGE + back)
-            self.add(LaneRun(lane, self._tube_closed, outage))
+            self.add(HandheldRun(handheld, self._tube_closed, outage))
 
     # -- the job pool --------------------------------------------------------------
 
@@ -150,11 +150,11 @@ class Work:
         return None
 
     def claim_upload(self) -> Any:
-        """A lane whose outage queue waits for its upload, network back, nobody on it."""
-        for role in LANES:
+        """A handheld whose outage queue waits for its upload, network back, nobody on it."""
+        for role in HANDHELDS:
             for device in self.ready[role]:
                 job = self.queues[device][0]
-                if isinstance(job, LaneRun) and job.uploadable():
+                if isinstance(job, HandheldRun) and job.uploadable():
                     self.ready[role].remove(device)
                     self.readyset.discard(device)
                     self.busy[device] = self.queues[device].popleft()
@@ -165,11 +165,11 @@ class Work:
         del self.busy[job.device]
         if not job.done:
             self.queues[job.device].appendleft(job)
-        elif isinstance(job, LaneRun):
-            self.lanes_left -= 1
-            site = job.lane.site
-            self.site_lanes[site] -= 1
-            if self.site_lanes[site] == 0:
+        elif isinstance(job, HandheldRun):
+            self.handhelds_left -= 1
+            site = job.handheld.site
+            self.site_handhelds[site] -= 1
+            if self.site_handhelds[site] == 0:
                 self._box(site, force=True)
         self._ready(job.device)
 
@@ -177,7 +177,7 @@ class Work:
         return (
             not self.busy
             and not self.readyset
-            and self.lanes_left == 0
+            and self.handhelds_left == 0
             and not any(self.closed.values())
         )
 
@@ -363,7 +363,7 @@ class Handheld(FastHttpUser):
                     return Answer(code, body, attempts, lost, shed)
             gevent.sleep(wait * random.uniform(1.0, 1.5))
 
-    def run_job(self, job: Job | LaneRun, until: Any = None) -> None:
+    def run_job(self, job: Job | HandheldRun, until: Any = None) -> None:
         try:
             while not (until and until()) and (req := job.next()) is not None:
                 if not req.method:  # the network is cut: nothing is sent
@@ -391,13 +391,13 @@ class Handheld(FastHttpUser):
         finally:
             self.work.release(job)
 
-    def _timed(self, job: Job | LaneRun, req: Request, ans: Answer, sent: float) -> None:
+    def _timed(self, job: Job | HandheldRun, req: Request, ans: Answer, sent: float) -> None:
         """The sampler's wait for a single scan of a handheld that stayed online (every
         attempt, shed ones too), and each first upload of ops queued in the outage."""
         assert self.work.surge is not None
         if req.outage_ops:
             kind = "batch"
-        elif req.name == "scan" and isinstance(job, LaneRun) and job.outage is None:
+        elif req.name == "scan" and isinstance(job, HandheldRun) and job.outage is None:
             kind = "scan"
         else:
             return
@@ -432,7 +432,7 @@ class NetworkDropSampler(Handheld):
 
 class Uplink(Handheld):
     """A cut handheld's background upload: when the network comes back the queue goes
-    up whether or not a sampler is working the lane (Locust may have stopped the user
+    up whether or not a sampler is working the handheld (Locust may have stopped the user
     that held it when the day's curve fell). Only with ``--outage``."""
 
     fixed_count = int(_env("UPLINKS", "0"))

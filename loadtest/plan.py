@@ -1,14 +1,15 @@
 """The round a load test plays, deterministic from its seed.
 
 A district of ``residents`` people (:func:`sampling.demo.synth.district`) is cut
-into *lanes*: one lane is one sampler's handheld at one sampling point, with the
+into *handhelds*: one sampler's handheld at one sampling point, each with the
 queue of residents who will stand in front of it (in household order). About one
-lane in ten belongs to a handheld whose network drops (it queues its scans and
-uploads them as offline batches). Vacant homes and residents who are away do
-not come; everyone else is in exactly one lane, so a finished round has every
-planned resident bound once.
+handheld in ten loses its network (it queues its scans and uploads them as
+offline batches). Vacant homes and residents who are away do not come; everyone
+else is in exactly one handheld's queue, so a finished round has every planned
+resident bound once. (A "lane" in ``sampling/store/lane.py`` is something else:
+a worker's multiplexed Redis connection.)
 
-Lanes are dealt to Locust workers round-robin (lane ``i`` to worker ``i % W``),
+Handhelds are dealt to Locust workers round-robin (handheld ``i`` to worker ``i % W``),
 and each worker also has one sealer per sampling point, and couriers, lab intake
 desks and lab systems in proportion to its sampling points and handhelds (see
 :func:`chain_devices`), so a worker's users can carry every tube its samplers
@@ -35,14 +36,14 @@ LAB = "L1"
 
 
 @dataclass
-class Lane:
+class Handheld:
     index: int
     device: str
     site: str
     offline: bool
     #: (resident code, risk flags) in the order they queue.
     residents: list[tuple[str, str]]
-    #: First tube serial of the lane (each lane has 100,000 serials of its own).
+    #: First tube serial of the handheld (each handheld has 100,000 serials of its own).
     tube_base: int
     seed: int
     token: str = ""
@@ -54,7 +55,7 @@ class Lane:
 class WorkerPlan:
     index: int
     round_id: str
-    lanes: list[Lane]
+    handhelds: list[Handheld]
     #: site -> sealer device (id, token); couriers and lab intake desks (id, token).
     sealers: dict[str, tuple[str, str]] = field(default_factory=dict)
     couriers: list[tuple[str, str]] = field(default_factory=list)
@@ -77,14 +78,17 @@ class Plan:
     absent: int = 0
 
     @property
-    def lanes(self) -> list[Lane]:
-        return [lane for w in self.workers for lane in w.lanes]
+    def handhelds(self) -> list[Handheld]:
+        return [handheld for w in self.workers for handheld in w.handhelds]
 
     def devices(self) -> list[dict[str, str]]:
         """Every device the round needs, as POST /v1/devices bodies."""
         out: list[dict[str, str]] = []
         for w in self.workers:
-            out += [{"id": lane.device, "role": "scanner", "site": lane.site} for lane in w.lanes]
+            out += [
+                {"id": handheld.device, "role": "scanner", "site": handheld.site}
+                for handheld in w.handhelds
+            ]
             out += [{"id": d, "role": "sealer", "site": s} for s, (d, _) in w.sealers.items()]
             out += [{"id": d, "role": "courier"} for d, _ in w.couriers]
             out += [{"id": d, "role": "lab", "lab": LAB} for d, _ in (*w.labs, *w.labsys)]
@@ -93,8 +97,8 @@ class Plan:
 
     def set_tokens(self, tokens: dict[str, str]) -> None:
         for w in self.workers:
-            for lane in w.lanes:
-                lane.token = tokens[lane.device]
+            for handheld in w.handhelds:
+                handheld.token = tokens[handheld.device]
             w.sealers = {s: (d, tokens[d]) for s, (d, _) in w.sealers.items()}
             w.couriers = [(d, tokens[d]) for d, _ in w.couriers]
             w.labs = [(d, tokens[d]) for d, _ in w.labs]
@@ -111,18 +115,18 @@ class Plan:
             "planned": self.planned,
             "absent": self.absent,
             "workers": len(self.workers),
-            "lanes": sum(len(w.lanes) for w in self.workers),
+            "handhelds": sum(len(w.handhelds) for w in self.workers),
         }
         (directory / "plan.json").write_text(json.dumps(head))
 
 
 def load_worker(directory: Path, index: int) -> WorkerPlan:
     raw: dict[str, Any] = json.loads((directory / f"worker-{index}.json").read_text())
-    lanes = [
-        Lane(**{**lane, "residents": [tuple(r) for r in lane["residents"]]})
-        for lane in raw.pop("lanes")
+    handhelds = [
+        Handheld(**{**handheld, "residents": [tuple(r) for r in handheld["residents"]]})
+        for handheld in raw.pop("handhelds")
     ]
-    w = WorkerPlan(lanes=lanes, **raw)
+    w = WorkerPlan(handhelds=handhelds, **raw)
     w.sealers = {s: tuple(v) for s, v in w.sealers.items()}  # type: ignore[misc]
     w.couriers = [tuple(v) for v in w.couriers]  # type: ignore[misc]
     w.labs = [tuple(v) for v in w.labs]  # type: ignore[misc]
@@ -130,7 +134,7 @@ def load_worker(directory: Path, index: int) -> WorkerPlan:
     return w
 
 
-def chain_devices(sites: int, lanes: int) -> tuple[int, int, int]:
+def chain_devices(sites: int, handhelds: int) -> tuple[int, int, int]:
     """Couriers, lab intake desks and lab systems for a worker's share of the round.
 
     A device works one box at a time, so a single desk per worker (enough for a
@@ -139,13 +143,13 @@ def chain_devices(sites: int, lanes: int) -> tuple[int, int, int]:
     minutes: one desk per ~20 handhelds, a courier per ~10 sampling points, a lab
     system per four desks.
     """
-    labs = max(1, lanes // 20)
+    labs = max(1, handhelds // 20)
     return max(1, sites // 10), labs, max(1, labs // 4)
 
 
-def lane_size(residents: int, overload: float = 1.0) -> int:
+def queue_size(residents: int, overload: float = 1.0) -> int:
     """Residents per handheld: ~300 in small rounds, up to 1,000 in the full one;
-    an overload run cuts lanes smaller so more handhelds work at once."""
+    an overload run cuts the queues shorter so more handhelds work at once."""
     size = 300 if residents <= 50_000 else 1_000
     return max(20, int(size / max(overload, 1.0)))
 
@@ -179,19 +183,19 @@ def build(
         if flags:
             risk.append((r.code, flags))
         by_site[grid_site[r.grid]].append((r.code, flags))
-    size = lane_size(residents, overload)
-    # Its own generator, so the lanes of a run without an outage stay as they were.
+    size = queue_size(residents, overload)
+    # Its own generator, so the handhelds of a run without an outage stay as they were.
     cut: set[str] = set()
     if outage_share > 0:
         n_cut = min(len(d.sites), max(1, round(len(d.sites) * outage_share)))
         cut = set(random.Random(seed + 1).sample(sorted(by_site), n_cut))
-    lanes: list[Lane] = []
+    handhelds: list[Handheld] = []
     tube_root = (10 + run_nonce % 90) * 10**9
     for site, queue in by_site.items():
         for start in range(0, len(queue), size):
-            i = len(lanes)
-            lanes.append(
-                Lane(
+            i = len(handhelds)
+            handhelds.append(
+                Handheld(
                     index=i,
                     device=f"lt-s{i:05d}",
                     site=site,
@@ -202,19 +206,19 @@ def build(
                     outage=site in cut,
                 )
             )
-    # Deal lanes so each worker gets a mix of sites and of offline handhelds.
-    order = sorted(lanes, key=lambda lane: (lane.index * 7919) % max(len(lanes), 1))
+    # Deal handhelds so each worker gets a mix of sites and of offline handhelds.
+    order = sorted(handhelds, key=lambda handheld: (handheld.index * 7919) % max(len(handhelds), 1))
     plans: list[WorkerPlan] = []
     box_root = (1 + run_nonce % 9) * 10**8
     for k in range(workers):
-        mine = [lane for n, lane in enumerate(order) if n % workers == k]
-        sites = sorted({lane.site for lane in mine})
+        mine = [handheld for n, handheld in enumerate(order) if n % workers == k]
+        sites = sorted({handheld.site for handheld in mine})
         n_couriers, n_labs, n_labsys = chain_devices(len(sites), len(mine))
         plans.append(
             WorkerPlan(
                 index=k,
                 round_id=round_id,
-                lanes=mine,
+                handhelds=mine,
                 sealers={s: (f"lt-w{k}-seal-{s}", "") for s in sites},
                 couriers=[(f"lt-w{k}-courier{i}", "") for i in range(n_couriers)],
                 labs=[(f"lt-w{k}-lab{i}", "") for i in range(n_labs)],

@@ -17,7 +17,8 @@ Where admin changes are journaled (see also ``binding/keys.py``):
   in the same script as the round's state, so the round's Parquet archive tells
   its whole story and ``sampling audit resident`` shows a risk flag change.
 
-Entry fields: ``k`` (kind), ``d`` (who: a device id, or ``cli:<user>``), then
+Entry fields: ``k`` (kind), ``d`` (who: a device id, or ``cli:<user>``; a round's
+archive names them ``kind`` and ``device``, see ``sampling/journal.py``), then
 what: ``round``, ``site``, ``device``, ``role``, ``grid``, ``lab``, ``n``,
 ``file``, ``refused``, and ``reason`` where the change is a correction. A ``risk``
 entry's ``src`` is ``manual`` (``PUT /risk``, reason required) or ``register``

@@ -1,6 +1,8 @@
 """The archiver: drains a round's journal stream into Parquet, then derives the tables.
 
-Each pass reads the stream after the saved cursor in chunks, writes each chunk
+Each pass reads the stream after the saved cursor in chunks, decodes each chunk
+into named columns (``sampling.journal``: ``kind``, ``device``, ``rhash``, the
+kind's packed values each in a column of its own), writes it
 to ``archive/<round>/journal/part-<first id>.parquet`` (written to a temporary
 name, then renamed), saves the cursor, and trims what it archived from the
 stream. Resumable and idempotent: a crash between the file and the cursor makes
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import polars as pl
 
+from sampling import journal as journal_entries
 from sampling.binding import archive as binding_archive
 from sampling.binding import keys
 from sampling.binding.models import Round
@@ -56,14 +59,12 @@ MATERIALIZERS: tuple[Callable[[pl.LazyFrame, Path], None], ...] = (
 )
 #: Domains that index the live journal before it is trimmed from Redis.
 BEFORE_TRIM: tuple[Callable[[AnyRedis, str], Awaitable[None]], ...] = (boxing_archive.before_trim,)
-#: Fields kept as hex: binary keyed hashes.
+#: Stream fields kept as hex: binary keyed hashes.
 _BINARY = frozenset({"r"})
 CHUNK = 50_000
 #: Seconds a drain lock lasts unless renewed (once per chunk): how long a drainer
 #: killed mid-pass can hold up the next one.
 LOCK_S = 15.0
-#: Fields of every journal entry (besides ``ts``), whatever its kind.
-_COMMON = ("id", "k", "d", "site", "seq", "op", "tube", "r", "x")
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,13 @@ def round_dir(data_dir: Path, round_id: str) -> Path:
     return data_dir / "archive" / round_id
 
 
-def _rows(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> pl.DataFrame:
+def rows(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> pl.DataFrame:
+    """Stream entries as rows of :class:`sampling.journal.Entry` columns."""
+    return journal_entries.decode(_raw(entries).lazy()).collect()
+
+
+def _raw(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> pl.DataFrame:
+    # The stream's own field names, every value text, binary hashes as hex.
     columns: dict[str, list[Any]] = {"id": [], "ts": []}
     for n, (sid, fields) in enumerate(entries):
         ident = sid.decode()
@@ -152,7 +159,7 @@ async def _drain(
         entries = await redis.xrange(stream, min="(" + last, count=chunk)
         if not entries:
             break
-        frame = _rows(entries)  # type: ignore[arg-type]  # replies are bytes here
+        frame = rows(entries)  # type: ignore[arg-type]  # replies are bytes here
         first = as_bytes(entries[0][0] or b"").decode()
         target = out / f"part-{first.replace('-', '_')}.parquet"
         tmp = target.with_suffix(".tmp")
@@ -194,18 +201,19 @@ async def write_round(redis: AnyRedis, round_id: str, data_dir: Path) -> None:
 
 
 def journal(data_dir: Path, round_id: str) -> pl.LazyFrame:
-    """Every archived journal entry of the round, in order (missing columns are null)."""
+    """Every archived journal entry of the round, in order, as
+    :class:`sampling.journal.Entry` columns (null where a kind has no such field).
+
+    A part written before parts had named columns (``k``, ``d``, ``r``, ``x``) is
+    decoded as it is read, so a round archived then reads as one archived now.
+    """
     parts = sorted((round_dir(data_dir, round_id) / "journal").glob("part-*.parquet"))
     if not parts:
-        # No entries yet: the columns every entry carries, so each domain derives
-        # its (empty) tables instead of failing on a column that is not there.
-        return pl.LazyFrame(schema={"ts": pl.Int64} | dict.fromkeys(_COMMON, pl.Utf8))
-    frame = pl.concat([pl.scan_parquet(p) for p in parts], how="diagonal_relaxed")
-    # Parts holding only admin entries (round_create, risk, round_close) lack the
-    # fields of a device's entry that every domain's tables read: add them as nulls.
-    have = frame.collect_schema().names()
-    missing = [pl.lit(None, dtype=pl.Utf8).alias(c) for c in _COMMON if c not in have]
-    return frame.with_columns(missing) if missing else frame
+        # No entries yet: every column, so each domain derives its (empty) tables.
+        return journal_entries.empty()
+    return pl.concat(
+        [journal_entries.decode(pl.scan_parquet(p)) for p in parts], how="diagonal_relaxed"
+    )
 
 
 def materialize(data_dir: Path, round_id: str) -> list[str]:

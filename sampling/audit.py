@@ -56,7 +56,6 @@ _SOURCES = {"register": "from the register", "manual": "set by hand"}
 _WHERE = {"other_box": "listed in another box", "unboxed": "not boxed", "unbound": "never bound"}
 #: Journal fields shown as "what" besides the kind of change, when present.
 _DETAIL = (
-    "x",
     "decision",
     "outcome",
     "ct_orf1ab",
@@ -69,6 +68,14 @@ _DETAIL = (
     "was",
     "held",
 )
+#: The fields a kind's own words (:func:`_kind_words`) already say: not said twice.
+_SAID = {
+    "close": ("reason",),
+    "box_remove": ("reason",),
+    "box_pickup": ("place",),
+    "intake": ("condition",),
+    "door": ("outcome",),
+}
 _CHUNK = 10_000
 
 
@@ -92,25 +99,25 @@ class Event:
     what: str
 
 
-def _matches(fields: dict[str, Any], kind: str, value: str) -> bool:
+def _matches(fields: dict[bytes, bytes], kind: str, value: str) -> bool:
+    # A live entry, by its stream field names (sampling.journal.RENAMED).
     if kind == "resident":
-        return fields.get("r") == value
-    return fields.get(kind) == value
+        return fields.get(b"r", b"").hex() == value
+    return fields.get(kind.encode()) == value.encode()
 
 
 def _event(sid: str, f: dict[str, Any], roles: dict[str, str], tz: str) -> Event:
-    device = f.get("d") or ""
-    detail = "; ".join(
-        p for p in (_x_words(f.get("k") or "", f.get("x") or ""), _fields(f, tz)) if p
-    )
+    device = f.get("device") or ""
+    kind = f.get("kind") or ""
+    detail = "; ".join(p for p in (_kind_words(kind, f), _fields(f, tz)) if p)
     where = f.get("site") or f.get("lab") or ""
     at = int(sid.partition("-")[0]) / 1000
     return Event(
         id=sid,
         at=at,
         when=localtime.stamp(at, tz),
-        kind=f.get("k") or "",
-        what=WHAT.get(f.get("k") or "", f.get("k") or ""),
+        kind=kind,
+        what=WHAT.get(kind, kind),
         device=device,
         role=roles.get(device, "?"),
         site=where,
@@ -118,60 +125,75 @@ def _event(sid: str, f: dict[str, Any], roles: dict[str, str], tz: str) -> Event
         box=f.get("box") or "",
         seq=str(f.get("seq") or ""),
         op=f.get("op") or "",
-        resident=(f.get("r") or "")[:8],
+        resident=(f.get("rhash") or "")[:8],
         detail=detail,
     )
 
 
-def _n(word: str, n: str) -> str:
-    return f"{n} {word}" if n == "1" else f"{n} {word}s"
+def _n(word: str, n: object) -> str:
+    return f"{n} {word}" if str(n) == "1" else f"{n} {word}s"
 
 
-def _x_words(kind: str, x: str) -> str:
-    """A journal entry's packed ``x`` in words (``25:214``: ``25 tubes, 214 samples``)."""
-    parts = x.split(":")
-    match kind, parts:
-        case "open", [cap, purpose]:
-            return f"capacity {cap}, " + ("re-sample" if purpose == "1" else "pool")
-        case "scan", [n]:
-            return _n("sample", n) + " in the tube"
-        case "undo", [n]:
-            return _n("sample", n) + " left in the tube"
-        case "close", [n, how]:
-            return _n("sample", n) + (", full" if how == "full" else ", closed by hand")
-        case "box_open", [cap]:
-            return f"capacity {cap} tubes"
-        case "box_add" | "box_remove" | "missing", [n] if n.isdecimal():
-            return _n("sample", n)
-        case "box_seal", [tubes, samples]:
-            return f"{_n('tube', tubes)}, {_n('sample', samples)}"
-        case "box_handover", [site]:
-            return f"from site {site}"
-        case "intake", [cond, where, n]:
-            return ", ".join(p for p in (cond, _WHERE.get(where, ""), _n("sample", n)) if p)
-        case "intake_close", [got, missing, extra, damaged]:
-            return f"{got} received, {missing} missing, {extra} not listed, {damaged} damaged"
-    return x
+def _kind_words(kind: str, f: dict[str, Any]) -> str:
+    """What the kind's own values say (``box_seal``: ``25 tubes, 214 samples``)."""
+    match kind:
+        case "open" if f.get("capacity") is not None:
+            purpose = "re-sample" if f.get("purpose") == "resample" else "pool"
+            return f"capacity {f['capacity']}, {purpose}"
+        case "scan" if f.get("residents") is not None:
+            return _n("sample", f["residents"]) + " in the tube"
+        case "undo" if f.get("residents") is not None:
+            return _n("sample", f["residents"]) + " left in the tube"
+        case "close" if f.get("residents") is not None:
+            how = ", full" if f.get("reason") == "full" else ", closed by hand"
+            return _n("sample", f["residents"]) + how
+        case "box_open" if f.get("capacity") is not None:
+            return f"capacity {f['capacity']} tubes"
+        case "box_add" | "missing" if f.get("residents") is not None:
+            return _n("sample", f["residents"])
+        case "box_remove":
+            return str(f.get("reason") or "")
+        case "box_seal" if f.get("tubes") is not None:
+            return f"{_n('tube', f['tubes'])}, {_n('sample', f.get('samples'))}"
+        case "box_handover" if f.get("from_site"):
+            return f"from site {f['from_site']}"
+        case "box_pickup":
+            return str(f.get("place") or "")
+        case "intake" if f.get("residents") is not None:
+            where = _WHERE.get(f.get("where") or "", "")
+            words = (f.get("condition") or "", where, _n("sample", f["residents"]))
+            return ", ".join(p for p in words if p)
+        case "intake_close" if f.get("received") is not None:
+            return (
+                f"{f['received']} received, {f.get('missing')} missing, "
+                f"{f.get('extra')} not listed, {f.get('damaged')} damaged"
+            )
+        case "door":
+            return str(f.get("outcome") or "")
+    return str(f.get("detail") or "")
 
 
 def _fields(f: dict[str, Any], tz: str) -> str:
     out = []
+    said = _SAID.get(f.get("kind") or "", ())
     for k in _DETAIL:
         value = f.get(k)
-        if k == "x" or value in (None, ""):
+        if k in said or value in (None, ""):
             continue
+        if isinstance(value, float):
+            value = f"{value:g}"  # as the lab's packed value writes a Ct (lab/models.py)
         if k == "tested_at" and str(value).replace(".", "", 1).isdecimal():
             value = localtime.stamp(float(value) / (1000 if float(value) > 1e11 else 1), tz)
         if k in ("was", "held") and str(value).count("|") == 4:
             # A stored result value (outcome|ct|ct|lab|ms): said in words.
             value = LabResult.unpack(f.get("tube") or "", str(value)).words(tz)
         out.append(f"{k.replace('_', ' ')} {value}")
-    if f.get("k") == "risk":
+    if f.get("kind") == "risk":
         flags = f.get("flags") or ""
         out.insert(0, ", ".join(_FLAGS.get(c, c) for c in flags) if flags else "flags cleared")
-        if f.get("src") in _SOURCES:
-            out.insert(1, _SOURCES[str(f["src"])])
-    if f.get("k") == "round_create":
+        if f.get("source") in _SOURCES:
+            out.insert(1, _SOURCES[str(f["source"])])
+    if f.get("kind") == "round_create":
         out.insert(0, f"{f.get('name', '')}, pool {f.get('pool', '')}")
     return "; ".join(out)
 
@@ -190,20 +212,22 @@ async def _roles(redis: AnyRedis) -> dict[str, str]:
 async def _live(
     redis: AnyRedis, round_id: str, kind: str, value: str
 ) -> list[tuple[str, dict[str, Any]]]:
-    out: list[tuple[str, dict[str, Any]]] = []
+    from sampling import archive
+
+    found: list[tuple[bytes, dict[bytes, bytes]]] = []
     start = "-"
     stream = keys.journal(round_id)
     while True:
         entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange(
             stream, min=start, count=_CHUNK
         )  # type: ignore[assignment]
-        for sid, raw in entries:
-            f = {k.decode(): (v.hex() if k == b"r" else v.decode()) for k, v in raw.items()}
-            if _matches(f, kind, value):
-                out.append((sid.decode(), f))
+        found += [(sid, raw) for sid, raw in entries if _matches(raw, kind, value)]
         if len(entries) < _CHUNK:
-            return out
+            break
         start = "(" + entries[-1][0].decode()
+    # Decoded as the archiver decodes: one set of names, archived or live.
+    rows = archive.rows(found).to_dicts() if found else []
+    return [(str(row["id"]), row) for row in rows]
 
 
 def _archived(
@@ -214,9 +238,7 @@ def _archived(
     from sampling import archive
 
     frame = archive.journal(data_dir, round_id)
-    column = "r" if kind == "resident" else kind
-    if column not in frame.collect_schema().names():
-        return []
+    column = "rhash" if kind == "resident" else kind
     rows = frame.filter(pl.col(column) == value).collect().to_dicts()
     return [(str(row["id"]), row) for row in rows]
 

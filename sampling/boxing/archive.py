@@ -1,9 +1,8 @@
 """Boxes, their tubes and lab intake, derived from a round's archived journal.
 
 The archiver (``sampling.archive``) calls :func:`materialize` with the round's
-journal as a LazyFrame (``id``, ``ts`` ms, ``k``, ``d``, ``site``, ``seq``,
-``op``, ``tube``, ``r``, ``x`` and boxing's own ``box``, ``lab``, ``courier``;
-absent fields null). It writes three files the lab's reconciliation reads:
+journal as a LazyFrame of ``sampling.journal.Entry`` columns (absent fields
+null). It writes three files the lab's reconciliation reads:
 
 * ``boxes.parquet``: one row per box with its custody (times Int64 ms, null
   until the step happened) and its tube and sample counts.
@@ -13,10 +12,12 @@ absent fields null). It writes three files the lab's reconciliation reads:
   damaged), ``residents``, plus ``where`` and ``condition``. A damaged tube is
   ``damaged`` even when it was also extra; ``where`` still says so.
 
-Journal kinds written by ``custody.lua``: box_open, box_add (x = residents),
-box_remove (x = reason), box_seal (x = "tubes:samples"), box_handover,
-box_pickup, box_receive, intake (x = "condition:where:residents"), missing
-(x = residents, one per manifest tube not scanned at intake close), intake_close.
+Journal kinds written by ``custody.lua``, with the columns each fills besides
+``box``, ``tube``, ``lab``: box_open (capacity), box_add (residents), box_remove
+(reason), box_seal (tubes, samples), box_handover (from_site, courier),
+box_pickup (place, courier), box_receive, intake (condition, where, residents),
+missing (residents: one per manifest tube not scanned at intake close),
+intake_close (received, missing, extra, damaged).
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ async def before_trim(redis: AnyRedis, round_id: str) -> None:
     await refresh_unboxed(redis, Runner(redis), round_id)
 
 
-_OWN = ("box", "lab", "courier")
 _KINDS = (
     "box_open",
     "box_add",
@@ -68,12 +68,9 @@ def materialize(journal: pl.LazyFrame, out_dir: Path) -> None:
 
 
 def boxing_events(journal: pl.LazyFrame) -> pl.LazyFrame:
-    """The journal's boxing entries in stream order, with boxing's own columns present."""
-    present = journal.collect_schema().names()
-    missing = [pl.lit(None, dtype=pl.Utf8).alias(c) for c in _OWN if c not in present]
+    """The journal's boxing entries in stream order."""
     return (
-        journal.with_columns(missing)
-        .filter(pl.col("k").is_in(_KINDS))
+        journal.filter(pl.col("kind").is_in(_KINDS))
         .with_columns(_n=pl.col("id").str.split("-").list.get(1).cast(pl.Int64))
         .sort("ts", "_n")
     )
@@ -81,17 +78,17 @@ def boxing_events(journal: pl.LazyFrame) -> pl.LazyFrame:
 
 def _of(kind: str | tuple[str, ...], col: str, *, last: bool = False) -> pl.Expr:
     kinds = (kind,) if isinstance(kind, str) else kind
-    picked = pl.col(col).filter(pl.col("k").is_in(kinds) & (pl.col(col) != ""))
+    picked = pl.col(col).filter(pl.col("kind").is_in(kinds) & (pl.col(col) != ""))
     return picked.last() if last else picked.first()
 
 
 def box_tubes(events: pl.LazyFrame) -> pl.LazyFrame:
     return (
-        events.filter(pl.col("k").is_in(("box_add", "box_remove")))
+        events.filter(pl.col("kind").is_in(("box_add", "box_remove")))
         .group_by("box", "tube")
-        .agg(last=pl.col("k").last(), residents=pl.col("x").last())
+        .agg(last=pl.col("kind").last(), residents=pl.col("residents").last())
         .filter(pl.col("last") == "box_add")
-        .select("box", "tube", pl.col("residents").cast(pl.Int64))
+        .select("box", "tube", "residents")
         .sort("box", "tube")
     )
 
@@ -100,24 +97,23 @@ def boxes(events: pl.LazyFrame, tubes: pl.LazyFrame) -> pl.LazyFrame:
     counted = tubes.group_by("box").agg(
         _tubes=pl.len().cast(pl.Int64), _samples=pl.col("residents").sum()
     )
-    sealed = _of("box_seal", "x").str.split(":")
     return (
         events.filter(pl.col("box").is_not_null())
         .group_by("box")
         .agg(
             site=_of("box_open", "site"),
             lab=_of(("box_open", "box_seal", "box_handover"), "lab", last=True),
-            opened_at=pl.col("ts").filter(pl.col("k") == "box_open").first(),
-            sealed_at=pl.col("ts").filter(pl.col("k") == "box_seal").first(),
-            sealed_by=_of("box_seal", "d"),
-            handed_over_at=pl.col("ts").filter(pl.col("k") == "box_handover").first(),
-            picked_up_at=pl.col("ts").filter(pl.col("k") == "box_pickup").first(),
+            opened_at=pl.col("ts").filter(pl.col("kind") == "box_open").first(),
+            sealed_at=pl.col("ts").filter(pl.col("kind") == "box_seal").first(),
+            sealed_by=_of("box_seal", "device"),
+            handed_over_at=pl.col("ts").filter(pl.col("kind") == "box_handover").first(),
+            picked_up_at=pl.col("ts").filter(pl.col("kind") == "box_pickup").first(),
             courier=_of("box_pickup", "courier"),
-            received_at=pl.col("ts").filter(pl.col("k") == "box_receive").first(),
-            received_by=_of("box_receive", "d"),
-            intake_closed_at=pl.col("ts").filter(pl.col("k") == "intake_close").first(),
-            _sealed_tubes=sealed.list.get(0, null_on_oob=True).cast(pl.Int64),
-            _sealed_samples=sealed.list.get(1, null_on_oob=True).cast(pl.Int64),
+            received_at=pl.col("ts").filter(pl.col("kind") == "box_receive").first(),
+            received_by=_of("box_receive", "device"),
+            intake_closed_at=pl.col("ts").filter(pl.col("kind") == "intake_close").first(),
+            _sealed_tubes=pl.col("tubes").filter(pl.col("kind") == "box_seal").first(),
+            _sealed_samples=pl.col("samples").filter(pl.col("kind") == "box_seal").first(),
         )
         .join(counted, on="box", how="left")
         .with_columns(
@@ -131,15 +127,8 @@ def boxes(events: pl.LazyFrame, tubes: pl.LazyFrame) -> pl.LazyFrame:
 
 def intake(events: pl.LazyFrame) -> pl.LazyFrame:
     scans = (
-        events.filter(pl.col("k") == "intake")
-        .with_columns(_x=pl.col("x").str.split(":"))
-        .select(
-            "box",
-            "tube",
-            condition=pl.col("_x").list.get(0),
-            where=pl.col("_x").list.get(1),
-            residents=pl.col("_x").list.get(2).cast(pl.Int64),
-        )
+        events.filter(pl.col("kind") == "intake")
+        .select("box", "tube", "condition", "where", "residents")
         .with_columns(
             status=pl.when(pl.col("condition") != "ok")
             .then(pl.lit("damaged"))
@@ -148,12 +137,12 @@ def intake(events: pl.LazyFrame) -> pl.LazyFrame:
             .otherwise(pl.lit("received"))
         )
     )
-    missing = events.filter(pl.col("k") == "missing").select(
+    missing = events.filter(pl.col("kind") == "missing").select(
         "box",
         "tube",
+        "residents",
         condition=pl.lit(None, dtype=pl.Utf8),
         where=pl.lit("manifest"),
-        residents=pl.col("x").cast(pl.Int64),
         status=pl.lit("missing"),
     )
     return (

@@ -1,14 +1,13 @@
 """From the round's archived journal to ``results.parquet``.
 
-The archiver hands over the journal as a LazyFrame (``id``, ``ts`` Int64 ms, ``k``,
-``d``, ``site``, ``seq``, ``op``, ``tube``, ``r``, ``x`` and any extra fields,
-all text except ``ts``). Results are the entries ``record.lua`` wrote with
-``k == 'result'`` and the supervisors' decisions ``resolve.lua`` wrote with
-``k == 'result_resolved'``; a tube's last such entry wins, and a decision to
+The archiver hands over the journal as a LazyFrame of ``sampling.journal.Entry``
+columns. Results are the entries ``record.lua`` wrote with ``kind == 'result'``
+and the supervisors' decisions ``resolve.lua`` wrote with
+``kind == 'result_resolved'``; a tube's last such entry wins, and a decision to
 re-test (no outcome) leaves the tube without a result.
 
 ``door_outcomes.parquet``: each resident's latest door outcome (``doorlog.lua``,
-``k == 'door'``) as [rhash, outcome, at, device, tube, grid].
+``kind == 'door'``) as [rhash, outcome, at, device, tube, grid].
 """
 
 from __future__ import annotations
@@ -48,48 +47,28 @@ RESULTS_SCHEMA: Final = pl.Schema(
 
 def results(journal: pl.LazyFrame) -> pl.LazyFrame:
     """The journal's result entries as [tube, outcome, ct_orf1ab, ct_n, lab, tested_at]."""
-    present = set(journal.collect_schema().names())
-    missing = [pl.lit(None, pl.String).alias(c) for c in RESULTS_SCHEMA if c not in present]
-    if "id" not in present:
-        missing.append(pl.lit(None, pl.String).alias("id"))
-    if "k" not in present:
-        missing.append(pl.lit(None, pl.String).alias("k"))
     return (
-        journal.with_columns(missing)
-        .filter(pl.col("k").is_in(("result", "result_resolved")))
-        .with_columns(pl.col("ts").cast(pl.Int64, strict=False) if "ts" in present else pl.lit(0))
+        journal.filter(pl.col("kind").is_in(("result", "result_resolved")))
         .sort("ts", "id", maintain_order=True)
         .unique("tube", keep="last", maintain_order=True)
-        .filter(pl.col("outcome").cast(pl.String).fill_null("") != "")
-        .select(
-            pl.col("tube").cast(pl.String),
-            pl.col("outcome").cast(pl.String),
-            pl.col("ct_orf1ab").cast(pl.String).replace("", None).cast(pl.Float64),
-            pl.col("ct_n").cast(pl.String).replace("", None).cast(pl.Float64),
-            pl.col("lab").cast(pl.String),
-            pl.col("tested_at").cast(pl.String).replace("", None).cast(pl.Int64),
-        )
+        .filter(pl.col("outcome").fill_null("") != "")
+        .select(list(RESULTS_SCHEMA))
     )
 
 
 def door_outcomes(journal: pl.LazyFrame) -> pl.LazyFrame:
     """Each resident's latest door outcome, from the journal's ``door`` entries."""
-    present = set(journal.collect_schema().names())
-    if not {"k", "r", "x"} <= present:
-        return pl.LazyFrame(schema=DOORS_SCHEMA)
-    extra = [pl.lit(None, pl.String).alias(c) for c in ("grid", "tube", "d") if c not in present]
     return (
-        journal.with_columns(extra)
-        .filter(pl.col("k") == "door")
+        journal.filter(pl.col("kind") == "door")
         .sort("ts", "id", maintain_order=True)
-        .unique("r", keep="last", maintain_order=True)
+        .unique("rhash", keep="last", maintain_order=True)
         .select(
-            pl.col("r").cast(pl.String).alias("rhash"),
-            pl.col("x").cast(pl.String).alias("outcome"),
-            pl.col("ts").cast(pl.Int64).alias("at"),
-            pl.col("d").cast(pl.String).alias("device"),
-            pl.col("tube").cast(pl.String).replace("", None),
-            pl.col("grid").cast(pl.String),
+            "rhash",
+            "outcome",
+            pl.col("ts").alias("at"),
+            "device",
+            pl.col("tube").replace("", None),
+            "grid",
         )
     )
 

@@ -143,12 +143,10 @@ def file_name(round_id: str, fmt: str, section: str = "") -> str:
 
 def _close_entry(data_dir: Path, round_id: str) -> dict[str, Any]:
     """The journal's ``round_close`` entry: when (ms), who, why; empty if not closed."""
-    journal = archive.journal(data_dir, round_id)
-    have = journal.collect_schema().names()
-    reason = pl.col("reason") if "reason" in have else pl.lit(None, pl.Utf8)
     found = (
-        journal.filter(pl.col("k") == "round_close")
-        .select("ts", "d", reason.alias("reason"))
+        archive.journal(data_dir, round_id)
+        .filter(pl.col("kind") == "round_close")
+        .select("ts", "device", "reason")
         .collect()
     )
     return found.row(-1, named=True) if found.height else {}
@@ -233,7 +231,7 @@ def build(
         name=record.name if record else "",
         created_at=record.created_at if record else None,
         closed_at=closed["ts"] / 1000 if closed else None,
-        closed_by=(closed.get("d") or "") if closed else "",
+        closed_by=(closed.get("device") or "") if closed else "",
         reason=(closed.get("reason") or "") if closed else "",
         as_of=archive.as_of(data_dir, round_id),
         written_at=time.time() if now is None else now,

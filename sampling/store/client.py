@@ -59,7 +59,9 @@ def connect(url: str, *, cluster: bool = False, timeout: float = 2.0) -> AnyRedi
     # from_url picks the connection class from the scheme; swap in the fast packer.
     unix = pool.connection_class is UnixDomainSocketConnection
     pool.connection_class = FastUnixConnection if unix else FastConnection
-    return Redis(connection_pool=pool)
+    # from_pool: the client owns the pool, so aclose() closes its connections too
+    # (a client given a pool in its constructor leaves them open).
+    return Redis.from_pool(pool)
 
 
 def from_settings(settings: Settings, url: str | None = None) -> AnyRedis:

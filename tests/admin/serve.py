@@ -62,6 +62,7 @@ def wait_ready(proc: subprocess.Popen[str], port: int, timeout: float = 60) -> N
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
+    """Stop the process (SIGTERM, then SIGKILL after 30 s) and close its pipes."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -69,6 +70,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 @contextlib.contextmanager

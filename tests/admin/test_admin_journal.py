@@ -74,9 +74,9 @@ def test_every_admin_change_is_journaled_with_who(
     # close archived it (for the closing report), so it is read from the archive.
     assert _round_journal(r, "r1") == []
     journal = archive.journal(settings.data_dir, "r1").collect()
-    assert journal["k"].to_list() == ["round_create", "risk", "round_close"]
+    assert journal["kind"].to_list() == ["round_create", "risk", "round_close"]
     risk_entry = journal.row(1, named=True)
-    assert risk_entry["flags"] == "Y" and len(risk_entry["r"]) == 16  # 8 bytes, as hex
+    assert risk_entry["flags"] == "Y" and len(risk_entry["rhash"]) == 16  # 8 bytes, as hex
     assert resident(1) not in "".join(str(v) for v in risk_entry.values())
 
 
@@ -187,5 +187,5 @@ def test_the_archiver_takes_admin_entries_in_its_stride(
 
     tubes = pl.read_parquet(tmp_path / "archive" / "r1" / "tubes.parquet")
     assert tubes["tube"].to_list() == [tube(1)]
-    kinds = archive.journal(tmp_path, "r1").collect()["k"].to_list()
+    kinds = archive.journal(tmp_path, "r1").collect()["kind"].to_list()
     assert kinds == ["round_create", "risk", "open", "round_close"]

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 import pytest
 import redis
 from click.testing import CliRunner
 
+from sampling import archive as sampling_archive
 from sampling.auth.models import Device
 from sampling.boxing import archive, keys
 from sampling.boxing.config import BoxingConfig
 from sampling.errors import Refusal
+from sampling.journal import decode
 from sampling.settings import Settings, SettingsError
 from sampling.store.embedded import EmbeddedServer
 from tests.boxing.field import Field, new_box
@@ -28,14 +29,8 @@ def settings(server: EmbeddedServer, tmp_path: Path) -> Settings:
 
 
 def _journal(r: redis.Redis, round_id: str = "r1") -> pl.LazyFrame:
-    """The round's stream as the archiver hands it over: every field Utf8, ts Int64 ms."""
-    rows: list[dict[str, Any]] = []
-    for sid, fields in r.xrange(keys.journal(round_id)):
-        row = {k.decode(): v.hex() if k == b"r" else v.decode() for k, v in fields.items()}
-        row["id"] = sid.decode()
-        row["ts"] = int(sid.split(b"-")[0])
-        rows.append(row)
-    return pl.LazyFrame(rows).with_columns(pl.col("ts").cast(pl.Int64))
+    """The round's stream as the archiver hands it over (decoded as it writes a part)."""
+    return sampling_archive.rows(r.xrange(keys.journal(round_id))).lazy()
 
 
 def test_materialize(api: Api, r: redis.Redis, tmp_path: Path) -> None:
@@ -83,10 +78,12 @@ def test_materialize(api: Api, r: redis.Redis, tmp_path: Path) -> None:
 
 
 def test_materialize_without_boxing_entries(tmp_path: Path) -> None:
-    journal = pl.LazyFrame(
-        {"id": ["1-0"], "ts": [1], "k": ["scan"], "d": ["d"], "site": ["S1"], "seq": ["1"]}
-        | {"op": ["o"], "tube": ["T"], "r": ["ab"], "x": ["1"]},
-        schema_overrides={"ts": pl.Int64},
+    journal = decode(
+        pl.LazyFrame(
+            {"id": ["1-0"], "ts": [1], "k": ["scan"], "d": ["d"], "site": ["S1"], "seq": ["1"]}
+            | {"op": ["o"], "tube": ["T"], "r": ["ab"], "x": ["1"]},
+            schema_overrides={"ts": pl.Int64},
+        )
     )
     archive.materialize(journal, tmp_path)
     for name in ("boxes", "box_tubes", "intake"):

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from sampling.journal import decode
 from sampling.lab import coverage, doors, reconcile, report, sources
 from sampling.lab.archive import materialize
 from sampling.lab.register import SCHEMA, rkey
@@ -80,7 +81,7 @@ def data_dir(tmp_path: Path) -> Path:
     REGISTER.select(list(SCHEMA)).write_parquet(tmp_path / "register" / "register.parquet")
     BINDINGS.write_parquet(arch / "bindings.parquet")
     INTAKE.write_parquet(arch / "intake.parquet")
-    materialize(JOURNAL.lazy(), arch)
+    materialize(decode(JOURNAL.lazy()), arch)
     return tmp_path
 
 

@@ -156,6 +156,6 @@ def test_serve_archives_and_a_new_leader_takes_over(
     # Parts differ in columns (the round's creation has its own), so read them as the
     # archive does rather than as one glob.
     parts = journal(short_dir, ROUND).collect()
-    assert parts.filter(pl.col("k") == "scan").height == 10
+    assert parts.filter(pl.col("kind") == "scan").height == 10
     assert parts["id"].n_unique() == parts.height
     r.close()

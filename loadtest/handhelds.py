@@ -1,10 +1,10 @@
 """What one handheld does with its queue of residents, as a resumable script.
 
-A lane's script is a generator: it yields the next :class:`Request` and is sent
+A handheld's script is a generator: it yields the next :class:`Request` and is sent
 the :class:`Answer`. Nothing advances until an answer is in, so when Locust
-stops a user mid-request (the load shape tapering after the surge) the lane goes
+stops a user mid-request (the load shape tapering after the surge) the handheld goes
 back to its worker's pool with that request still pending, and whoever picks the
-lane up sends the very same operation again (same op id, same seq): the service
+handheld up sends the very same operation again (same op id, same seq): the service
 replays the answer if the first one had applied.
 
 Online handhelds open a tube, scan ten residents (the tube closes itself when
@@ -18,7 +18,7 @@ batches of up to 500 when the network comes back; some upload a batch twice
 (the answer to the first upload was lost), and the second upload must be a
 replay of the first.
 
-An *outage* (``sampling loadtest --outage``) cuts the network of chosen lanes'
+An *outage* (``sampling loadtest --outage``) cuts the network of chosen handhelds'
 handhelds for a while: an online handheld then keeps scanning at its pace, queues
 its operations (op id, seq, as it would send them) and decides for itself when a
 tube is full, and when its network comes back it uploads the queue through the
@@ -39,7 +39,7 @@ from sampling import codes
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
-    from loadtest.plan import Lane
+    from loadtest.plan import Handheld
 
 GARBLE = 0.01
 DUPLICATE = 0.005
@@ -131,18 +131,18 @@ class Resumable:
         self.answer = answer
 
 
-class LaneRun(Resumable):
-    """A lane in progress: its counters, its script, and the request awaiting an answer."""
+class HandheldRun(Resumable):
+    """A handheld in progress: its counters, its script, and the request awaiting an answer."""
 
     def __init__(
         self,
-        lane: Lane,
+        handheld: Handheld,
         on_closed: Any = None,
         outage: Outage | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
-        self.lane = lane
+        self.handheld = handheld
         self.outage, self.clock = outage, clock
         #: Operations queued while the network was cut, not yet uploaded.
         self.queue: list[dict[str, Any]] = []
@@ -151,13 +151,13 @@ class LaneRun(Resumable):
         self.outage_ops = 0
         #: Operations queued in the outage wait for an upload (or are being uploaded).
         self.held = False
-        self.device, self.token = lane.device, lane.token
-        self.role = "offline" if lane.offline else "online"
+        self.device, self.token = handheld.device, handheld.token
+        self.role = "offline" if handheld.offline else "online"
         self.seq = 0
         self.tubes = 0
-        self.rng = random.Random(lane.seed)
+        self.rng = random.Random(handheld.seed)
         self.on_closed = on_closed or (lambda site, tube, count: None)
-        self.script = self._offline() if lane.offline else self._online()
+        self.script = self._offline() if handheld.offline else self._online()
         self.scanned = 0
 
     # -- helpers -----------------------------------------------------------------
@@ -165,7 +165,7 @@ class LaneRun(Resumable):
     def _op(self, kind: str, tube: str, **extra: Any) -> dict[str, Any]:
         self.seq += 1
         return {
-            "op": f"{self.lane.device}-{self.seq}",
+            "op": f"{self.handheld.device}-{self.seq}",
             "seq": self.seq,
             "kind": kind,
             "tube": tube,
@@ -174,11 +174,11 @@ class LaneRun(Resumable):
 
     def _tube(self) -> str:
         self.tubes += 1
-        return codes.make_tube(self.lane.tube_base + self.tubes)
+        return codes.make_tube(self.handheld.tube_base + self.tubes)
 
     def _entry(self, op: dict[str, Any]) -> dict[str, Any]:
         return {
-            "d": self.lane.device,
+            "d": self.handheld.device,
             "seq": op["seq"],
             "op": op["op"],
             "k": op["kind"],
@@ -218,7 +218,7 @@ class LaneRun(Resumable):
                     if res["status"] == "ok":
                         counts[res["tube"]] = res["count"]
         for tube, count in self.queued_full:
-            self.on_closed(self.lane.site, tube, counts.get(tube, count))
+            self.on_closed(self.handheld.site, tube, counts.get(tube, count))
         self.queued_full = []
         self.held = False
         return counts
@@ -263,9 +263,9 @@ class LaneRun(Resumable):
     # -- scripts ---------------------------------------------------------------------
 
     def _online(self) -> Generator[Request, Answer, None]:
-        site = self.lane.site
-        risky = [code for code, flags in self.lane.residents if flags]
-        pooled = [code for code, flags in self.lane.residents if not flags]
+        site = self.handheld.site
+        risky = [code for code, flags in self.handheld.residents if flags]
+        pooled = [code for code, flags in self.handheld.residents if not flags]
         for code in risky:
             tube = self._tube()
             if self._cut():
@@ -352,8 +352,8 @@ class LaneRun(Resumable):
         fills: dict[str, int] = {}
         closes: list[str] = []
         tube, count = "", 0
-        residents = [code for code, flags in self.lane.residents if flags]
-        pooled = [code for code, flags in self.lane.residents if not flags]
+        residents = [code for code, flags in self.handheld.residents if flags]
+        pooled = [code for code, flags in self.handheld.residents if not flags]
         for code in residents:
             t = self._tube()
             queue += [self._op("open", t, capacity=1), self._op("scan", t, resident=code)]
@@ -400,7 +400,7 @@ class LaneRun(Resumable):
                     # a tube is closed once its last op has been uploaded
                     last = max(n for n, o in enumerate(queue) if o["tube"] == t)
                     if last < start:
-                        self.on_closed(self.lane.site, t, fills[t])
+                        self.on_closed(self.handheld.site, t, fills[t])
                         closes.remove(t)
         for t in closes:  # tubes whose last op was in an earlier chunk
-            self.on_closed(self.lane.site, t, fills[t])
+            self.on_closed(self.handheld.site, t, fills[t])
