@@ -287,9 +287,8 @@ def audit_command(kind: str, code: str, round_id: str | None, as_json: bool) -> 
     from rich.console import Console
     from rich.table import Table
 
-    from sampling.cli import run, settings
+    from sampling.cli import redis_for, run, settings
     from sampling.errors import SamplingError
-    from sampling.store.client import connect
 
     cfg = settings()
     if kind == "admin":
@@ -297,7 +296,7 @@ def audit_command(kind: str, code: str, round_id: str | None, as_json: bool) -> 
         async def admin(url: str) -> list[adminlog.AdminEntry]:
             from sampling.binding.rounds import Rounds
 
-            redis = connect(url, cluster=cfg.redis_cluster, timeout=cfg.redis_timeout)
+            redis = redis_for(url)
             try:
                 if round_id is not None:
                     await Rounds(redis).get(round_id)
@@ -315,7 +314,7 @@ def audit_command(kind: str, code: str, round_id: str | None, as_json: bool) -> 
         raise click.ClickException(f"{exc.code}: {exc.message}") from exc
 
     async def go(url: str) -> list[Event]:
-        redis = connect(url, cluster=cfg.redis_cluster, timeout=cfg.redis_timeout)
+        redis = redis_for(url)
         try:
             return await history(redis, cfg.data_dir, round_id, kind, value, cfg.tz)
         finally:

@@ -27,6 +27,8 @@ from sampling.settings import Settings, SettingsError
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
 
+    from sampling.store.client import AnyRedis
+
 T = TypeVar("T")
 console = Console(stderr=True)
 
@@ -95,6 +97,16 @@ def locked(exc: Exception) -> click.ClickException:
     return click.ClickException(
         f"{exc}; stop it first, or set SAMPLING_DATA_DIR to another directory"
     )
+
+
+def redis_for(url: str) -> AnyRedis:
+    """A client of ``url`` (the one :func:`run` passes), made as the settings say: a
+    cluster client under ``SAMPLING_REDIS_CLUSTER``, with the command timeout. Every
+    command makes its clients here or in :func:`services_for`, so none can forget the
+    cluster setting (a plain client on a cluster fails with MOVED on most keys)."""
+    from sampling.store.client import from_settings
+
+    return from_settings(settings(), url)
 
 
 def services_for(url: str) -> Any:

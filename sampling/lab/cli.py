@@ -139,12 +139,11 @@ def register_import(
 
 def _register_stored(file: Path, rep: RegisterReport, round_id: str | None, by: str) -> int:
     """Every open round's risk flags follow the register; the import is journaled."""
-    from sampling.cli import run
+    from sampling.cli import redis_for, run
     from sampling.lab.riskfollow import register_changed
-    from sampling.store.client import connect
 
     async def go(url: str) -> int:
-        redis = connect(url)
+        redis = redis_for(url)
         try:
             with _busy("setting open rounds' risk flags from the register"):
                 return await register_changed(
@@ -204,11 +203,10 @@ def results_import(file: Path, round_id: str, dry_run: bool, lab: str, as_json: 
     """Import a results file; every row is stored, a duplicate, held, an orphan or refused."""
     from sampling.adminlog import cli_user
     from sampling.binding.rounds import Rounds
-    from sampling.cli import run
+    from sampling.cli import redis_for, run
     from sampling.errors import SamplingError
     from sampling.lab.parse import read_file
     from sampling.lab.results import LabResults
-    from sampling.store.client import connect
 
     if file.suffix.lower() not in RESULT_TYPES:
         raise click.ClickException(
@@ -224,7 +222,7 @@ def results_import(file: Path, round_id: str, dry_run: bool, lab: str, as_json: 
     waitaof = _settings().durability == "waitaof"
 
     async def go(url: str) -> IngestReport:
-        redis = connect(url)
+        redis = redis_for(url)
         try:
             await Rounds(redis).get(round_id)
             return await LabResults(redis, waitaof=waitaof).ingest(
@@ -255,12 +253,11 @@ def results_import(file: Path, round_id: str, dry_run: bool, lab: str, as_json: 
 
 def _redis_list(round_id: str, what: str) -> list[Any]:
     from sampling.binding.rounds import Rounds
-    from sampling.cli import run
+    from sampling.cli import redis_for, run
     from sampling.lab.results import LabResults
-    from sampling.store.client import connect
 
     async def go(url: str) -> list[Any]:
-        redis = connect(url)
+        redis = redis_for(url)
         try:
             await Rounds(redis).get(round_id)
             lab = LabResults(redis)
@@ -302,13 +299,12 @@ def results_resolve(
     Without --value a decision 'held' takes the only held value; with several held
     values, name one (`sampling results held` shows them).
     """
-    from sampling.cli import run
+    from sampling.cli import redis_for, run
     from sampling.errors import BadInput
     from sampling.lab.review import Resolve, Resolved, Review
-    from sampling.store.client import connect
 
     async def go(url: str) -> Resolved:
-        redis = connect(url)
+        redis = redis_for(url)
         try:
             review = Review(redis)
             chosen = value
@@ -362,11 +358,10 @@ def _collect(round_id: str, names: tuple[str, ...]) -> dict[str, pl.DataFrame]:
 def _known_round(round_id: str) -> None:
     """A one-line error (exit 1) unless the round exists."""
     from sampling.binding.rounds import Rounds
-    from sampling.cli import run
-    from sampling.store.client import connect
+    from sampling.cli import redis_for, run
 
     async def go(url: str) -> None:
-        redis = connect(url)
+        redis = redis_for(url)
         try:
             await Rounds(redis).get(round_id)
         finally:
