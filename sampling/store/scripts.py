@@ -24,6 +24,7 @@ without a typed call yet.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from functools import cache
 from importlib import resources
@@ -31,7 +32,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sampling.errors import NotDurable, Unavailable
 
@@ -109,15 +112,21 @@ class Runner:
         sha = _sha(call.package, call.name + ".lua")
         if not durable:
             return await _evalsha(self._redis, call, sha, keys, argv)
+        cluster: RedisCluster | None = None
         client = self._redis
         if isinstance(client, RedisCluster):
-            client = self._node(client, keys[0])
+            cluster, client = client, self._node(client, keys[0])
         command = ("EVALSHA", sha, len(keys), *keys, *argv)
         try:
-            reply, (local, _) = await _pipeline(client, command, _WAITAOF)
-        except NoScriptError:
-            await client.script_load(call.source())
-            reply, (local, _) = await _pipeline(client, command, _WAITAOF)
+            try:
+                reply, (local, _) = await _pipeline(client, command, _WAITAOF)
+            except NoScriptError:
+                await client.script_load(call.source())
+                reply, (local, _) = await _pipeline(client, command, _WAITAOF)
+        except (RedisConnectionError, RedisTimeoutError):
+            if cluster is not None:
+                await self._lost(cluster, client)
+            raise
         if int(local) < 1:
             raise NotDurable
         return reply
@@ -136,6 +145,21 @@ class Runner:
                 socket_timeout=kw.get("socket_timeout"),
             )
         return client
+
+    async def _lost(self, cluster: RedisCluster, client: Redis) -> None:
+        """The node that owned the slot did not answer: perhaps it died and a replica
+        is taking over. This path never sends through the cluster client, which would
+        learn that from its own errors (or a MOVED), so the slot map is read again
+        here (redis-py coalesces concurrent refreshes); without it every later durable
+        call would go on to the dead node, and a failover would never end for them.
+        The caller still gets the error: its retry finds the new owner."""
+        name = next((n for n, c in self._nodes.items() if c is client), None)
+        if name is None:
+            return
+        del self._nodes[name]
+        await client.aclose()
+        with contextlib.suppress(RedisError):  # no node answers yet: the next call tries again
+            await cluster.nodes_manager.initialize(last_failed_node_name=name)
 
     async def aclose(self) -> None:
         for client in self._nodes.values():
