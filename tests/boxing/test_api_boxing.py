@@ -10,18 +10,23 @@ import redis
 
 from sampling.boxing import keys
 from sampling.settings import Settings
-from sampling.store.embedded import EmbeddedServer
 from tests.boxing.field import NEVER_BOUND, Field, new_box, problem
-from tests.conftest import SECRET, Api
+from tests.conftest import SECRET, Api, Store
+
+pytestmark = pytest.mark.cluster_too
 
 CAPACITY = 3
 
 
 @pytest.fixture
-def settings(server: EmbeddedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def settings(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("SAMPLING_BOX_CAPACITY", str(CAPACITY))
     return Settings(
-        redis_url=server.url, data_dir=tmp_path, secret_hex=SECRET, device_rate=100_000.0
+        redis_url=store.url,
+        redis_cluster=store.cluster,
+        data_dir=tmp_path,
+        secret_hex=SECRET,
+        device_rate=100_000.0,
     )
 
 
