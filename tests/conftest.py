@@ -35,6 +35,16 @@ class Store:
     url: str
     cluster: bool
 
+    def settings(self, data_dir: Path, **changes: Any) -> Settings:
+        """Settings pointing at this store, with the tests' secret and ``changes``."""
+        return Settings(
+            redis_url=self.url,
+            redis_cluster=self.cluster,
+            data_dir=data_dir,
+            secret_hex=SECRET,
+            **changes,
+        )
+
 
 #: The two stores a ``cluster_too`` test runs against; the cluster case is marked
 #: ``cluster`` (``-m "not cluster"`` runs the single-server cases alone).
@@ -87,9 +97,7 @@ def cr(cluster: Cluster) -> Iterator[redis.RedisCluster]:
 
 @pytest.fixture
 def settings(store: Store, tmp_path: Path) -> Settings:
-    return Settings(
-        redis_url=store.url, redis_cluster=store.cluster, data_dir=tmp_path, secret_hex=SECRET
-    )
+    return store.settings(tmp_path)
 
 
 def redis_env(settings: Settings) -> dict[str, str]:

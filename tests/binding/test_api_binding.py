@@ -14,7 +14,7 @@ from sampling import codes
 from sampling.binding import keys
 from sampling.settings import Settings
 from tests.binding import snapshot
-from tests.conftest import SECRET, Api, Store, resident, tube
+from tests.conftest import Api, Store, resident, tube
 
 pytestmark = pytest.mark.cluster_too
 
@@ -24,13 +24,7 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture
 def settings(store: Store, tmp_path: Path) -> Settings:
-    return Settings(
-        redis_url=store.url,
-        redis_cluster=store.cluster,
-        data_dir=tmp_path,
-        secret_hex=SECRET,
-        max_batch=MAX_BATCH,
-    )
+    return store.settings(tmp_path, max_batch=MAX_BATCH)
 
 
 @pytest.fixture

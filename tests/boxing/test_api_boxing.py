@@ -11,7 +11,7 @@ import redis
 from sampling.boxing import keys
 from sampling.settings import Settings
 from tests.boxing.field import NEVER_BOUND, Field, new_box, problem
-from tests.conftest import SECRET, Api, Store
+from tests.conftest import Api, Store
 
 pytestmark = pytest.mark.cluster_too
 
@@ -21,13 +21,7 @@ CAPACITY = 3
 @pytest.fixture
 def settings(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     monkeypatch.setenv("SAMPLING_BOX_CAPACITY", str(CAPACITY))
-    return Settings(
-        redis_url=store.url,
-        redis_cluster=store.cluster,
-        data_dir=tmp_path,
-        secret_hex=SECRET,
-        device_rate=100_000.0,
-    )
+    return store.settings(tmp_path, device_rate=100_000.0)
 
 
 @pytest.fixture

@@ -23,13 +23,7 @@ pytestmark = pytest.mark.cluster_too
 
 @pytest.fixture
 def settings(store: Store, tmp_path: Path) -> Settings:
-    return Settings(
-        redis_url=store.url,
-        redis_cluster=store.cluster,
-        data_dir=tmp_path,
-        secret_hex=SECRET,
-        device_rate=100_000.0,
-    )
+    return store.settings(tmp_path, device_rate=100_000.0)
 
 
 def _journal(r: redis.Redis, round_id: str = "r1") -> pl.LazyFrame:
