@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import MovedError, NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sampling.errors import NotDurable, Unavailable
@@ -112,24 +112,36 @@ class Runner:
         sha = _sha(call.package, call.name + ".lua")
         if not durable:
             return await _evalsha(self._redis, call, sha, keys, argv)
-        cluster: RedisCluster | None = None
-        client = self._redis
-        if isinstance(client, RedisCluster):
-            cluster, client = client, self._node(client, keys[0])
         command = ("EVALSHA", sha, len(keys), *keys, *argv)
-        try:
-            try:
-                reply, (local, _) = await _pipeline(client, command, _WAITAOF)
-            except NoScriptError:
-                await client.script_load(call.source())
-                reply, (local, _) = await _pipeline(client, command, _WAITAOF)
-        except (RedisConnectionError, RedisTimeoutError):
-            if cluster is not None:
-                await self._lost(cluster, client)
-            raise
+        if isinstance(self._redis, RedisCluster):
+            reply, local = await self._durable_on_owner(self._redis, call, command, keys[0])
+        else:
+            reply, local = await _durable(self._redis, call, command)
         if int(local) < 1:
             raise NotDurable
         return reply
+
+    async def _durable_on_owner(
+        self, cluster: RedisCluster, call: Call[Any], command: tuple[Any, ...], key: Any
+    ) -> tuple[Any, Any]:
+        """The script and its WAITAOF on the node that owns ``key``'s slot.
+
+        This path never sends through the cluster client, which would learn a new
+        owner from its own errors or a MOVED: nothing else tells it. So when the
+        node does not answer (perhaps it died and a replica is taking over), the
+        slot map is read again and the error goes to the caller, whose retry finds
+        the new owner; when the node answers MOVED (a failover it outlived, a
+        resharding), it ran nothing, and the script runs once on the new owner.
+        """
+        node = self._node(cluster, key)
+        try:
+            return await _durable(node, call, command)
+        except (RedisConnectionError, RedisTimeoutError):
+            await self._refresh(cluster, node)
+            raise
+        except MovedError:
+            await self._refresh(cluster, node)
+        return await _durable(self._node(cluster, key), call, command)
 
     def _node(self, cluster: RedisCluster, key: Any) -> Redis:
         node = cluster.get_node_from_key(key)
@@ -146,18 +158,13 @@ class Runner:
             )
         return client
 
-    async def _lost(self, cluster: RedisCluster, client: Redis) -> None:
-        """The node that owned the slot did not answer: perhaps it died and a replica
-        is taking over. This path never sends through the cluster client, which would
-        learn that from its own errors (or a MOVED), so the slot map is read again
-        here (redis-py coalesces concurrent refreshes); without it every later durable
-        call would go on to the dead node, and a failover would never end for them.
-        The caller still gets the error: its retry finds the new owner."""
+    async def _refresh(self, cluster: RedisCluster, client: Redis) -> None:
+        """Forget the client of a node that no longer owns the slot, and read the slot
+        map again (redis-py coalesces concurrent refreshes; the node is tried last)."""
         name = next((n for n, c in self._nodes.items() if c is client), None)
-        if name is None:
-            return
-        del self._nodes[name]
-        await client.aclose()
+        if name is not None:  # else a concurrent call has forgotten it already
+            del self._nodes[name]
+            await client.aclose()
         with contextlib.suppress(RedisError):  # no node answers yet: the next call tries again
             await cluster.nodes_manager.initialize(last_failed_node_name=name)
 
@@ -175,6 +182,16 @@ async def _evalsha(
     except NoScriptError:
         await client.script_load(call.source())
         return await client.evalsha(sha, len(keys), *keys, *argv)
+
+
+async def _durable(client: Redis, call: Call[Any], command: tuple[Any, ...]) -> tuple[Any, Any]:
+    """The script's reply and WAITAOF's count of local fsyncs, in one round trip."""
+    try:
+        reply, (local, _) = await _pipeline(client, command, _WAITAOF)
+    except NoScriptError:
+        await client.script_load(call.source())
+        reply, (local, _) = await _pipeline(client, command, _WAITAOF)
+    return reply, local
 
 
 async def _pipeline(client: Redis, *commands: tuple[Any, ...]) -> list[Any]:

@@ -187,23 +187,38 @@ def test_failover_keeps_answering(short_dir: Path, record_property: pytest.Recor
     assert len(lost) <= DEVICES * 2
 
 
+def _replica_of(cluster: ReplicatedCluster, primary: EmbeddedServer) -> EmbeddedServer:
+    for n in cluster.nodes:
+        if n is not primary:
+            with redis.Redis(port=n.port) as r:
+                if r.info("replication").get("master_port") == primary.port:
+                    return n
+    raise AssertionError("no replica")
+
+
 def _caught_up(cluster: ReplicatedCluster, primary: EmbeddedServer) -> None:
     """Wait until the primary's replica has every write the primary has made so far:
     replication is asynchronous, and what it has not received a failover loses (the
-    scan test above measures that window; this one wants the seal kept)."""
+    scan test above measures that window; these want the seal kept)."""
     with redis.Redis(port=primary.port) as r:
         offset = int(r.info("replication")["master_repl_offset"])
-    replica = next(
-        n
-        for n in cluster.nodes
-        if n is not primary
-        and redis.Redis(port=n.port).info("replication").get("master_port") == primary.port
-    )
     deadline = time.monotonic() + 10
-    with redis.Redis(port=replica.port) as r:
+    with redis.Redis(port=_replica_of(cluster, primary).port) as r:
         while int(r.info("replication")["slave_repl_offset"]) < offset:
             assert time.monotonic() < deadline, "the replica did not catch up"
             time.sleep(0.05)
+
+
+def _manual_failover(cluster: ReplicatedCluster, primary: EmbeddedServer) -> None:
+    """CLUSTER FAILOVER on the primary's replica (a maintenance switch-over): the old
+    primary lives on as a replica and answers MOVED for the slot."""
+    replica = _replica_of(cluster, primary)
+    with redis.Redis(port=replica.port) as r:
+        r.execute_command("CLUSTER", "FAILOVER")
+    deadline = time.monotonic() + 20
+    while cluster.owner(keys.journal(ROUND)) is not replica:
+        assert time.monotonic() < deadline, "the manual failover did not happen"
+        time.sleep(0.05)
 
 
 async def _answered(call: Callable[[], Awaitable[T]], errors: list[BaseException]) -> T:
@@ -218,18 +233,18 @@ async def _answered(call: Callable[[], Awaitable[T]], errors: list[BaseException
             await asyncio.sleep(0.1)
 
 
-@pytest.mark.slow
-@pytest.mark.cluster
-def test_box_sealed_then_received_across_the_primary_death(short_dir: Path) -> None:
-    """A box sealed on the round's primary is handed over, picked up and received after
-    that primary is SIGKILLed and its replica takes over: the seal survives, each step is
-    applied once (a retry across the failover replays, never repeats), and under the
-    waitaof setting the custody scripts' WAITAOF finds the new owner of the slot."""
+def _custody_across(
+    short_dir: Path, switch: Callable[[ReplicatedCluster, EmbeddedServer], None]
+) -> tuple[Box, Manifest, list[str], list[BaseException]]:
+    """A box sealed on the round's primary under durability=waitaof; ``switch`` moves
+    the slot to the replica once it has the seal; then handover, pickup and receive,
+    each retried with the same op and seq until answered, and each sent once more.
+    The box, its manifest, the journal's kinds on the new owner and the errors seen."""
     cluster = ReplicatedCluster(short_dir).start()
     errors: list[BaseException] = []
     try:
-        victim = cluster.owner(keys.journal(ROUND))
-        url = cluster.nodes[0].url if cluster.nodes[0] is not victim else cluster.nodes[1].url
+        primary = cluster.owner(keys.journal(ROUND))
+        url = cluster.nodes[0].url if cluster.nodes[0] is not primary else cluster.nodes[1].url
         settings = fault_settings(
             url, short_dir, redis_cluster=True, redis_timeout=1.0, durability="waitaof"
         )
@@ -257,9 +272,9 @@ def test_box_sealed_then_received_across_the_primary_death(short_dir: Path) -> N
                 assert (await boxer.add(sealer, ROUND, box, t, 2, "b2")).status == "ok"
                 sealed = await boxer.seal(sealer, ROUND, box, 3, "b3", 1, 3, lab="L1")
                 assert sealed.state == "sealed"
-                _caught_up(cluster, victim)
-                victim.kill()
-                # The next steps start at once, while the slot has no primary.
+                _caught_up(cluster, primary)
+                switch(cluster, primary)
+                # The next steps start at once (after a kill, while the slot has no primary).
                 steps = [
                     lambda: boxer.handover(sealer, ROUND, box, 4, "b4", courier="c1"),
                     lambda: boxer.pickup(courier, ROUND, box, 1, "p1", place="gate"),
@@ -276,15 +291,37 @@ def test_box_sealed_then_received_across_the_primary_death(short_dir: Path) -> N
 
         got, manifest = asyncio.run(run())
         new = cluster.owner(keys.journal(ROUND))
-        assert new is not victim
+        assert new is not primary
         with redis.Redis(port=new.port) as r:
             kinds = [f[b"k"].decode() for _, f in r.xrange(keys.journal(ROUND))]
     finally:
         cluster.stop()
-    assert errors, "the failover was never seen: nothing was tested"
     assert got.state == "received"
     assert (got.sealed_by, got.courier, got.received_by) == ("seal0", "c1", "lab1")
     assert got.sealed_at is not None and got.picked_up_at is not None
     assert [c.tube for c in manifest.tubes] == [t]
+    return got, manifest, kinds, errors
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_box_sealed_then_received_across_the_primary_death(short_dir: Path) -> None:
+    """The round's primary SIGKILLed after the seal: the custody steps get answers once
+    the replica is promoted (the durable path reads the slot map again when the dead
+    node does not answer), each applied once; the seal is kept."""
+    _, _, kinds, errors = _custody_across(short_dir, lambda _, primary: primary.kill())
+    assert errors, "the failover was never seen: nothing was tested"
+    custody = [k for k in kinds if k.startswith("box")]
+    assert len(custody) == len(set(custody)) == 6, kinds
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_box_custody_across_a_manual_failover(short_dir: Path) -> None:
+    """A switch-over (CLUSTER FAILOVER) after the seal: the old primary answers MOVED to
+    the durable path's client of it, which runs the step on the new owner at once: no
+    error reaches the caller, and each step is applied once."""
+    _, _, kinds, errors = _custody_across(short_dir, _manual_failover)
+    assert errors == []
     custody = [k for k in kinds if k.startswith("box")]
     assert len(custody) == len(set(custody)) == 6, kinds
