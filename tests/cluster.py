@@ -39,6 +39,18 @@ class Cluster:
     def url(self) -> str:
         return self.nodes[0].url
 
+    def url_away_from(self, key: str) -> str:
+        """The URL of a node that does not own ``key``'s slot: a client that ignores the
+        cluster setting, seeded there, meets MOVED on that key instead of passing by luck."""
+        with redis.Redis(port=self.nodes[0].port) as r:
+            slot = r.execute_command("CLUSTER", "KEYSLOT", key)
+            owner = next(
+                primary[1]
+                for start, end, primary, *_ in r.execute_command("CLUSTER", "SLOTS")
+                if start <= slot <= end
+            )
+        return next(n.url for n in self.nodes if n.port != owner)
+
     @property
     def addrs(self) -> list[str]:
         return [f"127.0.0.1:{n.port}" for n in self.nodes]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from litestar.testing import TestClient
 
 from sampling import codes
 from sampling.api.app import create_app
+from sampling.binding import keys as bkeys
 from sampling.settings import Settings
 from sampling.store.embedded import EmbeddedServer, free_port
 from tests.cluster import Cluster
@@ -26,9 +28,51 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedServer]
         yield srv
 
 
+@dataclass(frozen=True)
+class Store:
+    """Where a test's Redis is: the embedded server, or the 3-master test cluster."""
+
+    url: str
+    cluster: bool
+
+    def settings(self, data_dir: Path, **changes: Any) -> Settings:
+        """Settings pointing at this store, with the tests' secret and ``changes``."""
+        return Settings(
+            redis_url=self.url,
+            redis_cluster=self.cluster,
+            data_dir=data_dir,
+            secret_hex=SECRET,
+            **changes,
+        )
+
+
+#: The two stores a ``cluster_too`` test runs against; the cluster case is marked
+#: ``cluster`` (``-m "not cluster"`` runs the single-server cases alone).
+STORES = ["single", pytest.param("cluster", marks=pytest.mark.cluster)]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "store" in metafunc.fixturenames and metafunc.definition.get_closest_marker("cluster_too"):
+        metafunc.parametrize("store", STORES, indirect=True)
+
+
 @pytest.fixture
-def r(server: EmbeddedServer) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(server.url)
+def store(request: pytest.FixtureRequest) -> Store:
+    """The embedded server, unless a ``cluster_too`` test asked for its cluster case
+    (the cluster is started only then)."""
+    if getattr(request, "param", "single") == "cluster":
+        # Seeded away from round r1 (most tests' round), so that a client made
+        # without the cluster setting fails there rather than passing by luck.
+        cluster: Cluster = request.getfixturevalue("cluster")
+        return Store(cluster.url_away_from(bkeys.meta("r1")), cluster=True)
+    return Store(request.getfixturevalue("server").url, cluster=False)
+
+
+@pytest.fixture
+def r(store: Store) -> Iterator[redis.Redis]:
+    """A client of the test's store, flushed around the test. On the cluster it is a
+    ``RedisCluster``: the commands the tests use route by key or go to every primary."""
+    client: Any = (redis.RedisCluster if store.cluster else redis.Redis).from_url(store.url)
     client.flushall()
     yield client
     client.flushall()
@@ -52,8 +96,16 @@ def cr(cluster: Cluster) -> Iterator[redis.RedisCluster]:
 
 
 @pytest.fixture
-def settings(server: EmbeddedServer, tmp_path: Path) -> Settings:
-    return Settings(redis_url=server.url, data_dir=tmp_path, secret_hex=SECRET)
+def settings(store: Store, tmp_path: Path) -> Settings:
+    return store.settings(tmp_path)
+
+
+def redis_env(settings: Settings) -> dict[str, str]:
+    """The environment that points a CLI command at the settings' Redis."""
+    return {
+        "SAMPLING_REDIS_URL": settings.redis_url,
+        "SAMPLING_REDIS_CLUSTER": "1" if settings.redis_cluster else "0",
+    }
 
 
 class Api:

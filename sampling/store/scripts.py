@@ -25,6 +25,7 @@ Only a runner with ``waitaof`` opens clients of its own (to cluster nodes), whic
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from functools import cache
 from importlib import resources
@@ -32,7 +33,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MovedError, NoScriptError, RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sampling.errors import NotDurable, Unavailable
 
@@ -103,16 +106,11 @@ class Runner:
         """The script's reply as the server gave it."""
         keys, argv = call.layout()
         durable = self._waitaof and call.durable
-        client = self._redis
-        if durable and isinstance(client, RedisCluster):
-            client = self._node(client, keys[0])
         command = ("EVALSHA", _sha(call.package, call.name + ".lua"), len(keys), *keys, *argv)
-        after = (_WAITAOF,) if durable else ()
-        try:
-            replies = await self._send(client, command, after)
-        except NoScriptError:
-            await client.script_load(call.source())
-            replies = await self._send(client, command, after)
+        if durable and isinstance(self._redis, RedisCluster):
+            replies = await self._on_owner(self._redis, call, command, keys[0])
+        else:
+            replies = await self._loaded(self._redis, call, command, (_WAITAOF,) if durable else ())
         if durable and int(replies[1][0]) < 1:
             raise NotDurable
         return replies[0]
@@ -128,6 +126,40 @@ class Runner:
             return [await client.execute_command(*command)]
         return await _pipeline(client, command, *after)
 
+    async def _loaded(
+        self, client: AnyRedis, call: Call[Any], command: tuple[Any, ...],
+        after: tuple[tuple[Any, ...], ...],
+    ) -> list[Any]:  # fmt: skip
+        """:meth:`_send`; on NOSCRIPT (a restarted or failed-over server) the script is
+        loaded and sent once more."""
+        try:
+            return await self._send(client, command, after)
+        except NoScriptError:
+            await client.script_load(call.source())
+            return await self._send(client, command, after)
+
+    async def _on_owner(
+        self, cluster: RedisCluster, call: Call[Any], command: tuple[Any, ...], key: Any
+    ) -> list[Any]:
+        """The script and its WAITAOF on the node that owns ``key``'s slot.
+
+        This path never sends through the cluster client, which would learn a new
+        owner from its own errors or a MOVED: nothing else tells it. So when the
+        node does not answer (perhaps it died and a replica is taking over), the
+        slot map is read again and the error goes to the caller, whose retry finds
+        the new owner; when the node answers MOVED (a failover it outlived, a
+        resharding), it ran nothing, and the script runs once on the new owner.
+        """
+        node = self._node(cluster, key)
+        try:
+            return await self._loaded(node, call, command, (_WAITAOF,))
+        except (RedisConnectionError, RedisTimeoutError):
+            await self._refresh(cluster, node)
+            raise
+        except MovedError:
+            await self._refresh(cluster, node)
+        return await self._loaded(self._node(cluster, key), call, command, (_WAITAOF,))
+
     def _node(self, cluster: RedisCluster, key: Any) -> Redis:
         node = cluster.get_node_from_key(key)
         if node is None:
@@ -142,6 +174,16 @@ class Runner:
                 socket_timeout=kw.get("socket_timeout"),
             )
         return client
+
+    async def _refresh(self, cluster: RedisCluster, client: Redis) -> None:
+        """Forget the client of a node that no longer owns the slot, and read the slot
+        map again (redis-py coalesces concurrent refreshes; the node is tried last)."""
+        name = next((n for n, c in self._nodes.items() if c is client), None)
+        if name is not None:  # else a concurrent call has forgotten it already
+            del self._nodes[name]
+            await client.aclose()
+        with contextlib.suppress(RedisError):  # no node answers yet: the next call tries again
+            await cluster.nodes_manager.initialize(last_failed_node_name=name)
 
     async def aclose(self) -> None:
         for client in self._nodes.values():

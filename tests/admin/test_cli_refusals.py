@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from sampling.cli import main
-from tests.conftest import SECRET, Api, resident, tube
+from tests.conftest import SECRET, Api, redis_env, resident, tube
+
+pytestmark = pytest.mark.cluster_too
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -24,7 +26,7 @@ REGISTER_HEAD = "resident,name,street,community,grid,building,unit,household\n"
 
 def cli(settings: Settings, *args: str, tz: str = "Asia/Shanghai") -> Result:
     env = {
-        "SAMPLING_REDIS_URL": settings.redis_url,
+        **redis_env(settings),
         "SAMPLING_DATA_DIR": str(settings.data_dir),
         "SAMPLING_SECRET": SECRET,
         "SAMPLING_TZ": tz,

@@ -13,17 +13,18 @@ import redis
 from sampling import codes
 from sampling.binding import keys
 from sampling.settings import Settings
-from sampling.store.embedded import EmbeddedServer
 from tests.binding import snapshot
-from tests.conftest import SECRET, Api, resident, tube
+from tests.conftest import Api, Store, resident, tube
+
+pytestmark = pytest.mark.cluster_too
 
 MAX_BATCH = 20
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
-def settings(server: EmbeddedServer, tmp_path: Path) -> Settings:
-    return Settings(redis_url=server.url, data_dir=tmp_path, secret_hex=SECRET, max_batch=MAX_BATCH)
+def settings(store: Store, tmp_path: Path) -> Settings:
+    return store.settings(tmp_path, max_batch=MAX_BATCH)
 
 
 @pytest.fixture

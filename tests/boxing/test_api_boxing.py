@@ -10,22 +10,17 @@ import redis
 
 from sampling.boxing import keys
 from sampling.settings import Settings
-from sampling.store.embedded import EmbeddedServer
 from tests.boxing.field import NEVER_BOUND, Field, new_box, problem
-from tests.conftest import SECRET, Api
+from tests.conftest import Api, Store
+
+pytestmark = pytest.mark.cluster_too
 
 CAPACITY = 3
 
 
 @pytest.fixture
-def settings(server: EmbeddedServer, tmp_path: Path) -> Settings:
-    return Settings(
-        redis_url=server.url,
-        data_dir=tmp_path,
-        secret_hex=SECRET,
-        device_rate=100_000.0,
-        box_capacity=CAPACITY,
-    )
+def settings(store: Store, tmp_path: Path) -> Settings:
+    return store.settings(tmp_path, device_rate=100_000.0, box_capacity=CAPACITY)
 
 
 @pytest.fixture

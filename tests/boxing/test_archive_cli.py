@@ -16,16 +16,15 @@ from sampling.boxing.config import BoxingConfig
 from sampling.errors import Refusal
 from sampling.journal import decode
 from sampling.settings import Settings, SettingsError
-from sampling.store.embedded import EmbeddedServer
 from tests.boxing.field import Field, new_box
-from tests.conftest import SECRET, Api
+from tests.conftest import SECRET, Api, Store, redis_env
+
+pytestmark = pytest.mark.cluster_too
 
 
 @pytest.fixture
-def settings(server: EmbeddedServer, tmp_path: Path) -> Settings:
-    return Settings(
-        redis_url=server.url, data_dir=tmp_path, secret_hex=SECRET, device_rate=100_000.0
-    )
+def settings(store: Store, tmp_path: Path) -> Settings:
+    return store.settings(tmp_path, device_rate=100_000.0)
 
 
 def _journal(r: redis.Redis, round_id: str = "r1") -> pl.LazyFrame:
@@ -91,12 +90,13 @@ def test_materialize_without_boxing_entries(tmp_path: Path) -> None:
 
 
 def test_cli(
-    api: Api, server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     f = Field(api)
     box, (t1, _) = f.delivered()
     f.tube()
-    monkeypatch.setenv("SAMPLING_REDIS_URL", server.url)
+    for name, value in redis_env(settings).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("SAMPLING_SECRET", SECRET)
     monkeypatch.setenv("SAMPLING_DATA_DIR", str(tmp_path))
     from sampling.boxing.cli import boxes

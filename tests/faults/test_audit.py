@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from click.testing import CliRunner
 
@@ -15,14 +16,16 @@ from sampling import archive, codes
 from sampling.cli import main
 from sampling.privacy import ResidentHasher
 from sampling.settings import Settings
-from tests.conftest import SECRET, Api, resident, tube
+from tests.conftest import SECRET, Api, redis_env, resident, tube
+
+pytestmark = pytest.mark.cluster_too
 
 BOX = codes.make_box(1)
 
 
 def audit(settings: Settings, *args: str) -> list[dict[str, Any]]:
     env = {
-        "SAMPLING_REDIS_URL": settings.redis_url,
+        **redis_env(settings),
         "SAMPLING_DATA_DIR": str(settings.data_dir),
         "SAMPLING_SECRET": SECRET,
     }
@@ -90,7 +93,7 @@ def test_audit_of_a_tube_a_box_and_a_resident(api: Api, settings: Settings, r: r
         main,
         ["audit", "resident", resident(2), "--round", "r1"],
         env={
-            "SAMPLING_REDIS_URL": settings.redis_url,
+            **redis_env(settings),
             "SAMPLING_DATA_DIR": str(settings.data_dir),
             "SAMPLING_SECRET": SECRET,
             "COLUMNS": "250",
@@ -101,7 +104,7 @@ def test_audit_of_a_tube_a_box_and_a_resident(api: Api, settings: Settings, r: r
     bad = CliRunner().invoke(
         main,
         ["audit", "tube", "T123", "--round", "r1"],
-        env={"SAMPLING_REDIS_URL": settings.redis_url, "SAMPLING_SECRET": SECRET},
+        env={**redis_env(settings), "SAMPLING_SECRET": SECRET},
     )
     assert bad.exit_code != 0
 

@@ -8,16 +8,20 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from sampling import codes
 from sampling.api.services import Services
-from sampling.auth.models import Device
+from sampling.auth.models import Device, DeviceIn
 from sampling.binding import keys
+from sampling.boxing.models import Box, Manifest
 from sampling.store.embedded import EmbeddedServer, cli_binary, free_port
 from tests.faults.conftest import (
     ROUND,
@@ -32,6 +36,7 @@ from tests.faults.conftest import (
 DEVICES = 4
 KILL_AFTER = 200
 DEADLINE = 30.0  # seconds a scan may be retried across the failover
+T = TypeVar("T")
 
 
 class ReplicatedCluster:
@@ -180,3 +185,143 @@ def test_failover_keeps_answering(short_dir: Path, record_property: pytest.Recor
     # Asynchronous replication: what the primary acknowledged in its last moments may be
     # missing; the window is bounded by what one round trip per device can carry.
     assert len(lost) <= DEVICES * 2
+
+
+def _replica_of(cluster: ReplicatedCluster, primary: EmbeddedServer) -> EmbeddedServer:
+    for n in cluster.nodes:
+        if n is not primary:
+            with redis.Redis(port=n.port) as r:
+                if r.info("replication").get("master_port") == primary.port:
+                    return n
+    raise AssertionError("no replica")
+
+
+def _caught_up(cluster: ReplicatedCluster, primary: EmbeddedServer) -> None:
+    """Wait until the primary's replica has every write the primary has made so far:
+    replication is asynchronous, and what it has not received a failover loses (the
+    scan test above measures that window; these want the seal kept)."""
+    with redis.Redis(port=primary.port) as r:
+        offset = int(r.info("replication")["master_repl_offset"])
+    deadline = time.monotonic() + 10
+    with redis.Redis(port=_replica_of(cluster, primary).port) as r:
+        while int(r.info("replication")["slave_repl_offset"]) < offset:
+            assert time.monotonic() < deadline, "the replica did not catch up"
+            time.sleep(0.05)
+
+
+def _manual_failover(cluster: ReplicatedCluster, primary: EmbeddedServer) -> None:
+    """CLUSTER FAILOVER on the primary's replica (a maintenance switch-over): the old
+    primary lives on as a replica and answers MOVED for the slot."""
+    replica = _replica_of(cluster, primary)
+    with redis.Redis(port=replica.port) as r:
+        r.execute_command("CLUSTER", "FAILOVER")
+    deadline = time.monotonic() + 20
+    while cluster.owner(keys.journal(ROUND)) is not replica:
+        assert time.monotonic() < deadline, "the manual failover did not happen"
+        time.sleep(0.05)
+
+
+async def _answered(call: Callable[[], Awaitable[T]], errors: list[BaseException]) -> T:
+    """The same command (same op id and seq) until the service answers it."""
+    began = time.monotonic()
+    while True:
+        try:
+            return await call()
+        except (RedisError, OSError) as exc:
+            errors.append(exc)
+            assert time.monotonic() - began < DEADLINE, "no answer after failover"
+            await asyncio.sleep(0.1)
+
+
+def _custody_across(
+    short_dir: Path, switch: Callable[[ReplicatedCluster, EmbeddedServer], None]
+) -> tuple[Box, Manifest, list[str], list[BaseException]]:
+    """A box sealed on the round's primary under durability=waitaof; ``switch`` moves
+    the slot to the replica once it has the seal; then handover, pickup and receive,
+    each retried with the same op and seq until answered, and each sent once more.
+    The box, its manifest, the journal's kinds on the new owner and the errors seen."""
+    cluster = ReplicatedCluster(short_dir).start()
+    errors: list[BaseException] = []
+    try:
+        primary = cluster.owner(keys.journal(ROUND))
+        url = cluster.nodes[0].url if cluster.nodes[0] is not primary else cluster.nodes[1].url
+        settings = fault_settings(
+            url, short_dir, redis_cluster=True, redis_timeout=1.0, durability="waitaof"
+        )
+        box, t = codes.make_box(1), tube_code(0, 1)
+
+        async def run() -> tuple[Box, Manifest]:
+            svc = Services.build(settings)
+            try:
+                [scanner] = await setup_round(svc, 1)
+                made = {}
+                for dev in (
+                    DeviceIn(id="seal0", role="sealer", site="S0"),
+                    DeviceIn(id="c1", role="courier"),
+                    DeviceIn(id="lab1", role="lab", lab="L1"),
+                ):
+                    await svc.devices.create(dev)
+                    made[dev.id] = await svc.devices.get(dev.id)
+                sealer, courier, lab = made["seal0"], made["c1"], made["lab1"]
+                await svc.binder.open(scanner, ROUND, t, 1, "o1", 5, "pool")
+                for k in range(3):
+                    await svc.binder.scan(scanner, ROUND, t, 2 + k, f"s{k}", person(0, k))
+                await svc.binder.close(scanner, ROUND, t, 5, "c1")
+                boxer = svc.boxer
+                assert (await boxer.open(sealer, ROUND, box, 1, "b1")).status == "ok"
+                assert (await boxer.add(sealer, ROUND, box, t, 2, "b2")).status == "ok"
+                sealed = await boxer.seal(sealer, ROUND, box, 3, "b3", 1, 3, lab="L1")
+                assert sealed.state == "sealed"
+                _caught_up(cluster, primary)
+                switch(cluster, primary)
+                # The next steps start at once (after a kill, while the slot has no primary).
+                steps = [
+                    lambda: boxer.handover(sealer, ROUND, box, 4, "b4", courier="c1"),
+                    lambda: boxer.pickup(courier, ROUND, box, 1, "p1", place="gate"),
+                    lambda: boxer.receive(lab, ROUND, box, 1, "l1"),
+                ]
+                for step in steps:
+                    assert (await _answered(step, errors)).status == "ok"
+                # Each step again, as a handheld that lost the answer would send it.
+                for step in steps:
+                    assert (await _answered(step, errors)).replayed
+                return await boxer.box(ROUND, box), await boxer.manifest(ROUND, box)
+            finally:
+                await svc.close()
+
+        got, manifest = asyncio.run(run())
+        new = cluster.owner(keys.journal(ROUND))
+        assert new is not primary
+        with redis.Redis(port=new.port) as r:
+            kinds = [f[b"k"].decode() for _, f in r.xrange(keys.journal(ROUND))]
+    finally:
+        cluster.stop()
+    assert got.state == "received"
+    assert (got.sealed_by, got.courier, got.received_by) == ("seal0", "c1", "lab1")
+    assert got.sealed_at is not None and got.picked_up_at is not None
+    assert [c.tube for c in manifest.tubes] == [t]
+    return got, manifest, kinds, errors
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_box_sealed_then_received_across_the_primary_death(short_dir: Path) -> None:
+    """The round's primary SIGKILLed after the seal: the custody steps get answers once
+    the replica is promoted (the durable path reads the slot map again when the dead
+    node does not answer), each applied once; the seal is kept."""
+    _, _, kinds, errors = _custody_across(short_dir, lambda _, primary: primary.kill())
+    assert errors, "the failover was never seen: nothing was tested"
+    custody = [k for k in kinds if k.startswith("box")]
+    assert len(custody) == len(set(custody)) == 6, kinds
+
+
+@pytest.mark.slow
+@pytest.mark.cluster
+def test_box_custody_across_a_manual_failover(short_dir: Path) -> None:
+    """A switch-over (CLUSTER FAILOVER) after the seal: the old primary answers MOVED to
+    the durable path's client of it, which runs the step on the new owner at once: no
+    error reaches the caller, and each step is applied once."""
+    _, _, kinds, errors = _custody_across(short_dir, _manual_failover)
+    assert errors == []
+    custody = [k for k in kinds if k.startswith("box")]
+    assert len(custody) == len(set(custody)) == 6, kinds

@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 
 import polars as pl
+import pytest
 
 from sampling.lab import synth
 from sampling.settings import Settings
 from tests.conftest import Api
+
+pytestmark = pytest.mark.cluster_too
 
 
 def _archive(settings: Settings) -> None:

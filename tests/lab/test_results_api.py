@@ -5,11 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 import redis
 
 from sampling import codes
 from sampling.lab import keys
 from tests.conftest import Api, resident, tube
+
+pytestmark = pytest.mark.cluster_too
 
 AT = datetime.now(UTC).replace(microsecond=0).isoformat()
 

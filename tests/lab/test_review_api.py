@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import polars as pl
+import pytest
 import redis
 from click.testing import CliRunner
 
@@ -16,7 +17,9 @@ from sampling.cli import main
 from sampling.lab import keys
 from sampling.lab.sources import scan_round
 from sampling.settings import Settings
-from tests.conftest import SECRET, Api, resident, tube
+from tests.conftest import SECRET, Api, redis_env, resident, tube
+
+pytestmark = pytest.mark.cluster_too
 
 # Results must fall inside the round (it began today): a 2022 time is refused.
 AT = datetime.now(UTC).replace(microsecond=0).isoformat()
@@ -25,7 +28,7 @@ HELD = f"/v1/rounds/r1/results/held/{tube(1)}"
 
 def _env(settings: Settings) -> dict[str, str]:
     return {
-        "SAMPLING_REDIS_URL": settings.redis_url,
+        **redis_env(settings),
         "SAMPLING_DATA_DIR": str(settings.data_dir),
         "SAMPLING_SECRET": SECRET,
     }

@@ -9,8 +9,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
+import pytest
 import redis
-import redis.asyncio as aredis
 from click.testing import CliRunner
 
 from sampling import archive, localtime
@@ -19,13 +19,15 @@ from sampling.cli import main
 from sampling.lab.register import import_register
 from sampling.live.archiver import archive_round
 from sampling.privacy import ResidentHasher
-from tests.conftest import SECRET, Api, resident, tube
+from sampling.store.client import connect
+from tests.conftest import SECRET, Api, Store, redis_env, resident, tube
+
+pytestmark = pytest.mark.cluster_too
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from sampling.settings import Settings
-    from sampling.store.embedded import EmbeddedServer
 
 HEADER = "resident,name,phone,street,community,grid,building,unit,household,labels,colour,away\n"
 
@@ -52,7 +54,8 @@ def test_empty_round_archives(api: Api, settings: Settings) -> None:
 
 def test_empty_round_archives_from_the_cli(api: Api, settings: Settings, monkeypatch: Any) -> None:
     api.round("empty")
-    monkeypatch.setenv("SAMPLING_REDIS_URL", settings.redis_url)
+    for name, value in redis_env(settings).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("SAMPLING_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("SAMPLING_SECRET", SECRET)
     result = CliRunner().invoke(main, ["archive", "--round", "empty"])
@@ -133,7 +136,8 @@ def test_reports_say_as_of(api: Api, settings: Settings, tmp_path: Path, monkeyp
         assert resp.status_code == 200, resp.text
         assert float(resp.headers["Sampling-As-Of"]) == round(stamp, 3)
     # The CLI prints the as-of line in the district's time zone.
-    monkeypatch.setenv("SAMPLING_REDIS_URL", settings.redis_url)
+    for name, value in redis_env(settings).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("SAMPLING_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("SAMPLING_SECRET", SECRET)
     monkeypatch.setenv("SAMPLING_TZ", "Asia/Shanghai")
@@ -146,7 +150,7 @@ def test_reports_say_as_of(api: Api, settings: Settings, tmp_path: Path, monkeyp
 
 
 def test_two_drains_at_once_write_each_entry_once(
-    server: EmbeddedServer, r: redis.Redis, tmp_path: Path, loop: asyncio.AbstractEventLoop
+    store: Store, r: redis.Redis, tmp_path: Path, loop: asyncio.AbstractEventLoop
 ) -> None:
     stream = bkeys.journal("r1")
     pipe = r.pipeline(transaction=False)
@@ -155,7 +159,7 @@ def test_two_drains_at_once_write_each_entry_once(
     pipe.execute()
 
     async def go() -> list[archive.ArchiveReport]:
-        client = aredis.Redis.from_url(server.url)
+        client = connect(store.url, cluster=store.cluster)
         reports = await asyncio.gather(
             *(archive.drain(client, "r1", tmp_path, chunk=500) for _ in range(3))
         )
