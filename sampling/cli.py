@@ -148,6 +148,8 @@ def serve(
             workers=workers or cfg.workers,
             log_level="warning",
             access_log=False,
+            # One socket write per response, not uvicorn's two (sampling/api/http.py).
+            http="sampling.api.http:OneWriteHttpTools",
             # Open dashboards' event streams never end by themselves: a stop waits
             # this long for them, then closes them.
             timeout_graceful_shutdown=5,

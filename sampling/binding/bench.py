@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 import httpx
 import psutil
+import redis
 from rich.console import Console
 
 from sampling import codes
@@ -172,9 +173,14 @@ async def _batches(
                         }
                     )
             ops = ops[:100]
-            status, text = await c.call(
-                "POST", f"/v1/rounds/{round_id}/batches", token, json.dumps({"ops": ops}).encode()
-            )
+            body = json.dumps({"ops": ops}).encode()
+            status, text = await c.call("POST", f"/v1/rounds/{round_id}/batches", token, body)
+            while status == 503:
+                # Batches have their own admission room (SAMPLING_MAX_INFLIGHT_BATCHES):
+                # a full room answers 503 and the handheld resends the same batch, as
+                # the field client does; the same op ids make the resend safe.
+                await asyncio.sleep(0.002)
+                status, text = await c.call("POST", f"/v1/rounds/{round_id}/batches", token, body)
             assert status == 200, text
             result = json.loads(text)
             assert result["refused"] == 0, result
@@ -312,10 +318,42 @@ class _Cpu:
 _T = TypeVar("_T")
 
 
+def _commandstats(url: str) -> dict[str, tuple[int, int]]:
+    """Valkey's own accounting: calls and microseconds per command (scripts' inner
+    commands included, counted under their own names)."""
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return {
+        name.removeprefix("cmdstat_"): (int(v["calls"]), int(v["usec"]))
+        for name, v in stats.items()
+    }
+
+
+def _commands_per_scan(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], scans: int
+) -> dict[str, dict[str, float]]:
+    """Per command over a phase: calls per scan and Valkey's microseconds per scan,
+    most expensive first (the profile of where Valkey's share goes)."""
+    out: dict[str, dict[str, float]] = {}
+    for name, (calls, usec) in after.items():
+        c0, u0 = before.get(name, (0, 0))
+        if calls > c0:
+            out[name] = {
+                "calls": round((calls - c0) / scans, 3),
+                "us": round((usec - u0) / scans, 2),
+            }
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["us"]))
+
+
 def _per_scan(
-    api: _Cpu, valkey: _Cpu, phase: Callable[[], tuple[_T, int]]
-) -> tuple[_T, float, float]:
-    """Run ``phase`` (returning its result and its scan count); CPU us per scan."""
+    api: _Cpu, valkey: _Cpu, url: str, phase: Callable[[], tuple[_T, int]]
+) -> tuple[_T, float, float, dict[str, dict[str, float]]]:
+    """Run ``phase`` (returning its result and its scan count); CPU us per scan,
+    and Valkey's commands per scan."""
+    s0 = _commandstats(url)
     a0, v0 = api.snapshot(), valkey.snapshot()
     result, scans = phase()
     a1, v1 = api.snapshot(), valkey.snapshot()
@@ -325,6 +363,7 @@ def _per_scan(
         result,
         round(_Cpu.spent(a0, a1) * per_scan, 1),
         round(_Cpu.spent(v0, v1) * per_scan, 1),
+        _commands_per_scan(s0, _commandstats(url), scans),
     )
 
 
@@ -392,9 +431,10 @@ def bench_binding_command(
                 assert valkey.process is not None
                 api_cpu, valkey_cpu = _Cpu.tree(proc.pid, workers), _Cpu([valkey.process.pid])
                 tokens = asyncio.run(_setup(port, admin, "single", connections))
-                (single, lat), *single_cpu = _per_scan(
+                (single, lat), *single_cpu, single_cmds = _per_scan(
                     api_cpu,
                     valkey_cpu,
+                    valkey.url,
                     lambda: asyncio.run(_singles(port, tokens, "single", seconds, 1)),
                 )
                 console.print(
@@ -402,9 +442,10 @@ def bench_binding_command(
                     f"{single_cpu[0]:,.0f} us, Valkey {single_cpu[1]:,.0f} us"
                 )
                 tokens = asyncio.run(_setup(port, admin, "batch", connections // 4 or 1))
-                batch, *batch_cpu = _per_scan(
+                batch, *batch_cpu, batch_cmds = _per_scan(
                     api_cpu,
                     valkey_cpu,
+                    valkey.url,
                     lambda: asyncio.run(_batches(port, tokens, "batch", seconds, 500_000)),
                 )
                 console.print(
@@ -426,6 +467,8 @@ def bench_binding_command(
         "valkey_cpu_us_per_scan": single_cpu[1],
         "api_cpu_us_per_batched_scan": batch_cpu[0],
         "valkey_cpu_us_per_batched_scan": batch_cpu[1],
+        "valkey_commands_per_scan": single_cmds,
+        "valkey_commands_per_batched_scan": batch_cmds,
         **mem,
         "p50_ms": round(statistics.median(lat), 2),
         "p99_ms": round(lat[int(len(lat) * 0.99)], 2),
