@@ -41,9 +41,7 @@ class AdminController(Controller):
         return round_
 
     @get("/rounds", operation_id="listRounds", opt=_READ)
-    async def list_rounds(
-        self, device: NamedDependency[Device], svc: ServicesDep
-    ) -> list[Round]:
+    async def list_rounds(self, device: NamedDependency[Device], svc: ServicesDep) -> list[Round]:
         found: list[Round] = await svc.rounds.all()
         return found
 
@@ -85,9 +83,7 @@ class AdminController(Controller):
         return found
 
     @get("/sites", operation_id="listSites", opt=_READ)
-    async def list_sites(
-        self, device: NamedDependency[Device], svc: ServicesDep
-    ) -> list[Site]:
+    async def list_sites(self, device: NamedDependency[Device], svc: ServicesDep) -> list[Site]:
         found: list[Site] = await svc.sites.all()
         return found
 

@@ -197,4 +197,3 @@ async def _pipeline(client: AnyRedis, *commands: tuple[Any, ...]) -> list[Any]:
     for command in commands:
         pipe.execute_command(*command)
     return list(await pipe.execute())
-

@@ -89,9 +89,7 @@ def test_materialize_without_boxing_entries(tmp_path: Path) -> None:
         assert pl.read_parquet(tmp_path / f"{name}.parquet").height == 0
 
 
-def test_cli(
-    api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_cli(api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     f = Field(api)
     box, (t1, _) = f.delivered()
     f.tube()
@@ -176,12 +174,13 @@ def test_config_from_env() -> None:
 
 
 def test_cli_reads_box_settings_with_the_rest(
-    api: Api, server: EmbeddedServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    api: Api, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """The boxes commands take boxing's settings from the one Settings: a bad one is a
     one-line error before anything runs, and a good one reaches the overdue limits."""
     Field(api)  # the round
-    monkeypatch.setenv("SAMPLING_REDIS_URL", server.url)
+    for name, value in redis_env(settings).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("SAMPLING_SECRET", SECRET)
     monkeypatch.setenv("SAMPLING_DATA_DIR", str(tmp_path))
     from sampling.boxing.cli import boxes
