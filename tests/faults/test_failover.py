@@ -268,17 +268,19 @@ def _custody_across(
                     await svc.binder.scan(scanner, ROUND, t, 2 + k, f"s{k}", person(0, k))
                 await svc.binder.close(scanner, ROUND, t, 5, "c1")
                 boxer = svc.boxer
-                assert (await boxer.open(sealer, ROUND, box, 1, "b1")).status == "ok"
-                assert (await boxer.add(sealer, ROUND, box, t, 2, "b2")).status == "ok"
-                sealed = await boxer.seal(sealer, ROUND, box, 3, "b3", 1, 3, lab="L1")
+                assert (await boxer.open(sealer, ROUND, box, seq=1, op="b1")).status == "ok"
+                assert (await boxer.add(sealer, ROUND, box, tube=t, seq=2, op="b2")).status == "ok"
+                sealed = await boxer.seal(
+                    sealer, ROUND, box, seq=3, op="b3", tubes=1, samples=3, lab="L1"
+                )
                 assert sealed.state == "sealed"
                 _caught_up(cluster, primary)
                 switch(cluster, primary)
                 # The next steps start at once (after a kill, while the slot has no primary).
                 steps = [
-                    lambda: boxer.handover(sealer, ROUND, box, 4, "b4", courier="c1"),
-                    lambda: boxer.pickup(courier, ROUND, box, 1, "p1", place="gate"),
-                    lambda: boxer.receive(lab, ROUND, box, 1, "l1"),
+                    lambda: boxer.handover(sealer, ROUND, box, seq=4, op="b4", courier="c1"),
+                    lambda: boxer.pickup(courier, ROUND, box, seq=1, op="p1", place="gate"),
+                    lambda: boxer.receive(lab, ROUND, box, seq=1, op="l1"),
                 ]
                 for step in steps:
                     assert (await _answered(step, errors)).status == "ok"
