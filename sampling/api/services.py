@@ -91,4 +91,6 @@ class Services:
 
     async def close(self) -> None:
         await self.binder.shutdown()
+        await self.boxer.shutdown()
+        await self.lab.shutdown()
         await self.redis.aclose()

@@ -527,6 +527,7 @@ class Binder:
     async def shutdown(self) -> None:
         if self._lane is not None:
             await self._lane.aclose()
+        await self._run.aclose()
 
     # -- reads and flags -------------------------------------------------------------
 

@@ -92,6 +92,10 @@ class Boxer:
         # multiplexed connection, when there is one.
         self._run = Runner(redis, waitaof=waitaof, lane=lane)
 
+    async def shutdown(self) -> None:
+        """Close the clients of its own (the lane is the binder's to close)."""
+        await self._run.aclose()
+
     # -- the sealer ----------------------------------------------------------------
 
     async def open(

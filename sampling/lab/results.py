@@ -45,6 +45,10 @@ class LabResults:
         self._redis = redis
         self._run = Runner(redis, waitaof=waitaof)
 
+    async def shutdown(self) -> None:
+        """Close the clients of its own (cluster nodes it sent WAITAOF to)."""
+        await self._run.aclose()
+
     async def ingest(
         self,
         round_id: str,

@@ -40,11 +40,9 @@ async def _outcome(coro: Any) -> tuple[Any, ...]:
 async def scenario(url: str, *, cluster: bool, waitaof: bool = False) -> list[Any]:
     """Open, scan, duplicate, undo, close, batch and replay; every answer, in order."""
     client = connect(url, cluster=cluster)
+    rounds, sites = Rounds(client), Sites(client)
+    binder = Binder(client, ResidentHasher(bytes.fromhex(SECRET)), rounds, sites, waitaof=waitaof)
     try:
-        rounds, sites = Rounds(client), Sites(client)
-        binder = Binder(
-            client, ResidentHasher(bytes.fromhex(SECRET)), rounds, sites, waitaof=waitaof
-        )
         for rid in ("r1", "r2"):
             await rounds.create(RoundIn(id=rid, name=rid, pool=5))
         for s in ("S1", "S2"):
@@ -95,6 +93,7 @@ async def scenario(url: str, *, cluster: bool, waitaof: bool = False) -> list[An
         o(sorted((await rounds.counters(r1)).items()))
         return out
     finally:
+        await binder.shutdown()
         await client.aclose()
 
 
