@@ -52,6 +52,8 @@ def test_waitaof_goes_to_the_round_owner(cluster: Cluster, cr: redis.RedisCluste
 
     async def run() -> tuple[str, str]:
         client = connect(cluster.url, cluster=True)
+        boxer = Boxer(client, BoxingConfig(), waitaof=True)
+        lab = LabResults(client, waitaof=True)
         try:
             rounds, sites = Rounds(client), Sites(client)
             await rounds.create(RoundIn(id=round_id, name=round_id, pool=5))
@@ -60,14 +62,13 @@ def test_waitaof_goes_to_the_round_owner(cluster: Cluster, cr: redis.RedisCluste
             await binder.open(SCANNER, round_id, t, 1, "o1", 1, "pool")
             await binder.scan(SCANNER, round_id, t, 2, "s1", resident(1))
             before = _waitaofs(cluster)
-            boxer = Boxer(client, BoxingConfig(), waitaof=True)
             await boxer.open(SEALER, round_id, box, seq=1, op="b1")
             await boxer.add(SEALER, round_id, box, tube=t, seq=2, op="b2")
             sealed = await boxer.seal(SEALER, round_id, box, seq=3, op="b3", tubes=1, samples=1)
             result = LabResult(
                 tube=t, outcome="negative", ct_orf1ab=None, ct_n=None, lab="L1", tested_at=1
             )
-            report = await LabResults(client, waitaof=True).ingest(
+            report = await lab.ingest(
                 round_id, Parsed(rows_in=1, good=[(1, result)]), device="admin"
             )
             after = _waitaofs(cluster)
@@ -78,6 +79,9 @@ def test_waitaof_goes_to_the_round_owner(cluster: Cluster, cr: redis.RedisCluste
             assert set(sent.values()) == {0}
             return sealed.state, report.rows[0].status
         finally:
+            # The runners' clients to the slot's node (WAITAOF), then the cluster client.
+            await boxer.aclose()
+            await lab.aclose()
             await client.aclose()
 
     assert asyncio.run(run()) == ("sealed", "stored")
