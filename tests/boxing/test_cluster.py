@@ -51,6 +51,7 @@ def test_waitaof_goes_to_the_round_owner(cluster: Cluster, cr: redis.RedisCluste
 
     async def run() -> tuple[str, str]:
         client = connect(cluster.url, cluster=True)
+        boxer, lab = Boxer(client, waitaof=True), LabResults(client, waitaof=True)
         try:
             rounds, sites = Rounds(client), Sites(client)
             await rounds.create(RoundIn(id=round_id, name=round_id, pool=5))
@@ -59,14 +60,13 @@ def test_waitaof_goes_to_the_round_owner(cluster: Cluster, cr: redis.RedisCluste
             await binder.open(SCANNER, round_id, t, 1, "o1", 1, "pool")
             await binder.scan(SCANNER, round_id, t, 2, "s1", resident(1))
             before = _waitaofs(cluster)
-            boxer = Boxer(client, waitaof=True)
             await boxer.open(SEALER, round_id, box, 1, "b1")
             await boxer.add(SEALER, round_id, box, t, 2, "b2")
             sealed = await boxer.seal(SEALER, round_id, box, 3, "b3", 1, 1)
             result = LabResult(
                 tube=t, outcome="negative", ct_orf1ab=None, ct_n=None, lab="L1", tested_at=1
             )
-            report = await LabResults(client, waitaof=True).ingest(
+            report = await lab.ingest(
                 round_id, Parsed(rows_in=1, good=[(1, result)]), device="admin"
             )
             after = _waitaofs(cluster)
@@ -77,6 +77,9 @@ def test_waitaof_goes_to_the_round_owner(cluster: Cluster, cr: redis.RedisCluste
             assert set(sent.values()) == {0}
             return sealed.state, report.rows[0].status
         finally:
+            # The runners' own clients to the nodes they sent WAITAOF to.
+            await boxer.shutdown()
+            await lab.shutdown()
             await client.aclose()
 
     assert asyncio.run(run()) == ("sealed", "stored")
