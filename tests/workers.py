@@ -50,16 +50,8 @@ def serve_workers(
         else:
             full.pop(name, None)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sampling.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
+        [sys.executable, "-m", "sampling.cli", "serve", "--port", str(port),
+         "--workers", str(workers)],
         env=full,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

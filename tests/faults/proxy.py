@@ -100,6 +100,8 @@ class FaultProxy:
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()  # its selector and self-pipe sockets
 
     def __enter__(self) -> Self:
         return self.start()

@@ -70,7 +70,9 @@ def test_two_communities_in_either_order_give_the_same_register(tmp_path: Path) 
         assert (change.residents_before, change.residents_after) == (3, 3)
         assert rep.replaced == ["C1"]  # type: ignore[attr-defined]
     assert_frame_equal(_register(one).filter(pl.col("community") == "C2"), before_c2)
-    assert sorted(_register(one)["resident"]) == sorted([resident(n) for n in (1, 3, 4, 11, 12)])
+    assert sorted(_register(one)["resident"]) == sorted(
+        [resident(n) for n in (1, 3, 4, 11, 12)]
+    )
 
 
 def test_a_resident_of_another_community_is_refused_and_grids_replace_grids(
@@ -88,7 +90,9 @@ def test_a_resident_of_another_community_is_refused_and_grids_replace_grids(
     grid = rows((13, "C2", "203", ""))
     rep = _import(tmp_path, data, grid, "g.csv", scope="grid")
     assert rep.replaced == ["G-C2"]  # type: ignore[attr-defined]
-    assert sorted(_register(data).filter(pl.col("community") == "C2")["resident"]) == [resident(13)]
+    assert sorted(_register(data).filter(pl.col("community") == "C2")["resident"]) == [
+        resident(13)
+    ]
     assert _register(data).filter(pl.col("community") == "C1").height == 1
 
 

@@ -23,7 +23,9 @@ def test_bench_live_prints_its_figures() -> None:
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out["residents"] == 2000
     # 95% of the register, bar the residents it flags (they need single tubes).
-    flagged = set(synth.generate(2000).register.with_row_index("i").filter(flags_expr() != "")["i"])
+    flagged = set(
+        synth.generate(2000).register.with_row_index("i").filter(flags_expr() != "")["i"]
+    )
     assert out["bound"] == sum(1 for i in range(2000) if i % 20 and i not in flagged) < 1900
     assert out["requests"] > 0
     assert 0 < out["p50_ms"] <= out["p99_ms"] <= out["max_ms"]
