@@ -77,3 +77,7 @@ def test_demo_serves_its_dashboard_until_interrupted(browser: Browser, tmp_path:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        # Its pipes too: left to the collector, they are a ResourceWarning in a later test.
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
