@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import httpx
@@ -27,6 +27,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loadtest import plan as planning
 from loadtest import stack
+
+if TYPE_CHECKING:
+    from sampling.store.client import AnyRedis
 
 console = Console(stderr=True)
 
@@ -186,24 +189,49 @@ def stack_port() -> int:
     return free_port()
 
 
-async def _redis_bytes(url: str) -> int:
+def _client(url: str, *, cluster: bool, timeout: float = 2.0) -> AnyRedis:
+    """A client of the run's Redis: a cluster's when an external run's server is one
+    (``SAMPLING_REDIS_CLUSTER``, as every command reads it); a plain client on a
+    cluster would be answered MOVED for most of the round's keys."""
     from sampling.store.client import connect
 
-    redis = connect(url)
+    return connect(url, cluster=cluster, timeout=timeout)
+
+
+def _cluster_setting() -> bool:
+    from sampling.cliutil import settings
+
+    return settings().redis_cluster
+
+
+async def _redis_bytes(url: str, *, cluster: bool = False) -> int:
+    """Used memory, summed over a cluster's primaries (the round is on one of them, the
+    devices' and claims' keys on others)."""
+    from redis.asyncio.cluster import RedisCluster
+
+    redis = _client(url, cluster=cluster)
     try:
+        if isinstance(redis, RedisCluster):
+            infos = await redis.info("memory", target_nodes=RedisCluster.PRIMARIES)
+            return sum(int(info["used_memory"]) for info in infos.values())
         return int((await redis.info("memory"))["used_memory"])
     finally:
         await redis.aclose()
 
 
 async def _verify(
-    url: str, secret: bytes, plan: planning.Plan, run_dir: Path, data_dir: Path
+    url: str,
+    secret: bytes,
+    plan: planning.Plan,
+    run_dir: Path,
+    data_dir: Path,
+    *,
+    cluster: bool = False,
 ) -> dict[str, Any]:
     from loadtest.verify import verify
     from sampling.privacy import ResidentHasher
-    from sampling.store.client import connect
 
-    redis = connect(url, timeout=60)
+    redis = _client(url, cluster=cluster, timeout=60)
     try:
         planned = [code for handheld in plan.handhelds for code, _ in handheld.residents]
         return await verify(
@@ -359,9 +387,13 @@ def run(
             api.stop()
             api = None
         if redis_url and (server is not None or secret_hex):
-            redis_bytes = asyncio.run(_redis_bytes(redis_url))
+            # The embedded server is a single one; an external one is what the settings say.
+            cluster = server is None and _cluster_setting()
+            redis_bytes = asyncio.run(_redis_bytes(redis_url, cluster=cluster))
             with console.status("verifying the ledger against Redis and the journal"):
-                checked = asyncio.run(_verify(redis_url, secret, plan, run_dir, data_dir))
+                checked = asyncio.run(
+                    _verify(redis_url, secret, plan, run_dir, data_dir, cluster=cluster)
+                )
         else:
             console.print("[yellow]no --redis-url/--secret: the verifier is skipped[/]")
             redis_bytes, checked = 0, {"lost": None, "doubled": None}

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster import Cluster
+
 RESIDENTS = int(os.environ.get("SAMPLING_LOADTEST_RESIDENTS", "20000"))
 
 
@@ -66,3 +68,30 @@ def test_a_round_loses_nothing(tmp_path: Path) -> None:
     assert 0 < summary["setup_seconds"] < 60
     for report in ("locust_stats.csv", "locust.html", "verify.json"):
         assert (tmp_path / "run" / report).exists(), report
+
+
+@pytest.mark.cluster
+def test_an_external_run_on_a_cluster_reads_every_primary(
+    cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sampling loadtest --host ... --redis-url` on a cluster: the verifier's client is a
+    cluster's when SAMPLING_REDIS_CLUSTER says so, and the memory figure is every
+    primary's, not the one node the URL names."""
+    import asyncio
+
+    import redis
+
+    from loadtest.cli import _cluster_setting, _redis_bytes
+
+    monkeypatch.setenv("SAMPLING_REDIS_CLUSTER", "1")
+    assert _cluster_setting() is True
+    monkeypatch.setenv("SAMPLING_REDIS_CLUSTER", "0")
+    assert _cluster_setting() is False
+    each = []
+    for node in cluster.nodes:
+        with redis.Redis(port=node.port) as r:
+            each.append(int(r.info("memory")["used_memory"]))
+    total = asyncio.run(_redis_bytes(cluster.url, cluster=True))
+    # Read a moment apart, the nodes' figures move a little; one node's is a third.
+    assert 0.9 * sum(each) < total < 1.1 * sum(each)
+    assert total > 2 * max(each)
