@@ -35,6 +35,7 @@ import getpass
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sampling.errors import BadInput
 from sampling.store.client import as_bytes
 from sampling.store.scripts import Call, Runner
 
@@ -130,6 +131,25 @@ class WriteRecords(Call[int]):
 
     def decode(self, reply: Any) -> int:
         return int(reply)
+
+
+class OnceEach:
+    """A bulk call names each record once: the second naming of an id is a 400 for
+    its row (``<rows>[i]``), checked row by row in the caller's order."""
+
+    def __init__(self, rows: str, field: str) -> None:
+        self._rows, self._field = rows, field
+        self._first: dict[str, int] = {}
+
+    def __call__(self, i: int, ident: str) -> None:
+        if ident in self._first:
+            raise BadInput(
+                f"{self._rows}[{i}]: {ident} is also {self._rows}[{self._first[ident]}]; "
+                f"give each {self._field} once",
+                index=i,
+                **{self._field: ident},
+            )
+        self._first[ident] = i
 
 
 class Registry:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from sampling import adminlog
-from sampling.adminlog import Registry
+from sampling.adminlog import OnceEach, Registry
 from sampling.auth import keys
 from sampling.auth.devices import digest, role_mismatch
 from sampling.auth.models import Device, DeviceCreated, DeviceIn, DevicesCreated, DevicesIn
@@ -58,20 +58,14 @@ def bulk_token(key: bytes, op: str, device_id: str) -> str:
 
 def _check(rows: list[DeviceIn]) -> None:
     """Every row's own rules, before anything is read or written."""
-    first: dict[str, int] = {}
+    once = OnceEach("devices", "device")
     for i, spec in enumerate(rows):
         why = role_mismatch(spec)
         if why:
             raise BadInput(
                 f"devices[{i}] ({spec.id}): {why}", index=i, device=spec.id, role=spec.role
             )
-        if spec.id in first:
-            raise BadInput(
-                f"devices[{i}]: {spec.id} is also devices[{first[spec.id]}]; give each device once",
-                index=i,
-                device=spec.id,
-            )
-        first[spec.id] = i
+        once(i, spec.id)
 
 
 def _details(spec: DeviceIn) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from sampling import adminlog
-from sampling.adminlog import Registry
+from sampling.adminlog import OnceEach, Registry
 from sampling.auth import keys as auth_keys
 from sampling.binding import keys
 from sampling.binding.errors import RoundNotFound
@@ -160,15 +160,9 @@ class Sites:
         details is left as it is, so a retried call changes nothing and journals
         nothing; one with other details is a 409 naming the row (``sites[i]``, 0-based),
         nothing written."""
-        first: dict[str, int] = {}
+        once = OnceEach("sites", "site")
         for i, s in enumerate(spec.sites):
-            if s.id in first:
-                raise BadInput(
-                    f"sites[{i}]: {s.id} is also sites[{first[s.id]}]; give each site once",
-                    index=i,
-                    site=s.id,
-                )
-            first[s.id] = i
+            once(i, s.id)
         registry = Registry(self._redis)
         ids = [s.id for s in spec.sites]
         for _ in range(5):  # again when another call changed a site meanwhile
